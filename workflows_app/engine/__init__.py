@@ -1,0 +1,33 @@
+"""Stepstone's workflow engine: supersteps, checkpoints, resume and rehydrate.
+
+Pure Python (it never imports Django). See SPEC.md section 1 for the contract.
+"""
+
+from .builder import WorkflowBuilder
+from .checkpoints import WorkflowCheckpoint
+from .context import WorkflowContext
+from .edges import Case, Default
+from .encoding import register_checkpoint_type
+from .errors import (WorkflowCheckpointError, WorkflowConvergenceError, WorkflowError,
+                     WorkflowRunError, WorkflowValidationError)
+from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent,
+                     ExecutorInvokedEvent, RequestInfoEvent, SuperstepCompletedEvent,
+                     SuperstepStartedEvent, WorkflowEvent, WorkflowFailedEvent,
+                     WorkflowOutputEvent, WorkflowRunResult, WorkflowRunState,
+                     WorkflowStartedEvent, WorkflowStatusEvent)
+from .executors import Executor, FunctionExecutor, executor, handler, response_handler
+from .storage import CheckpointStorage, FileCheckpointStorage, InMemoryCheckpointStorage
+from .workflow import Workflow
+
+__all__ = [
+    "Executor", "FunctionExecutor", "handler", "response_handler", "executor",
+    "WorkflowBuilder", "Workflow", "WorkflowContext", "Case", "Default",
+    "WorkflowEvent", "WorkflowRunState", "WorkflowRunResult", "CheckpointInfo",
+    "WorkflowStartedEvent", "WorkflowStatusEvent", "SuperstepStartedEvent",
+    "SuperstepCompletedEvent", "ExecutorInvokedEvent", "ExecutorCompletedEvent",
+    "ExecutorFailedEvent", "WorkflowOutputEvent", "RequestInfoEvent", "WorkflowFailedEvent",
+    "WorkflowCheckpoint", "CheckpointStorage", "InMemoryCheckpointStorage",
+    "FileCheckpointStorage", "register_checkpoint_type",
+    "WorkflowError", "WorkflowCheckpointError", "WorkflowConvergenceError",
+    "WorkflowValidationError", "WorkflowRunError",
+]

@@ -1,0 +1,327 @@
+"""The superstep runner: the algorithm at the heart of the engine.
+
+One superstep is: deliver every pending message (different executors concurrently, one
+executor's messages in order), then route what the handlers sent, then commit (messages,
+fan-in buffers, shared state, requests, executor state) and write a checkpoint. A superstep
+that raises commits nothing and writes no checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from typing import TYPE_CHECKING, Any, Callable
+
+from .checkpoints import KIND_SUPERSTEP, WorkflowCheckpoint
+from .context import WorkflowContext
+from .errors import (WorkflowCheckpointError, WorkflowConvergenceError, WorkflowError,
+                     WorkflowRunError)
+from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent,
+                     ExecutorInvokedEvent, SuperstepCompletedEvent, SuperstepStartedEvent,
+                     WorkflowEvent, WorkflowRunState, WorkflowStatusEvent)
+from .executors import Executor, overrides
+from .messages import Message, PendingRequest
+from .shared_state import SharedState
+from .typing_utils import is_instance_of, type_name
+
+if TYPE_CHECKING:
+    from .storage import CheckpointStorage
+    from .workflow import Workflow
+
+
+class SuperstepStage:
+    """What handlers did during one superstep, held back until the superstep commits."""
+
+    __slots__ = ("outboxes", "requests", "state_updates")
+
+    def __init__(self) -> None:
+        self.outboxes: dict[str, list[tuple[Any, str | None]]] = {}
+        self.requests: dict[str, PendingRequest] = {}
+        self.state_updates: dict[str, dict[str, Any]] = {}
+
+    def outbox(self, executor_id: str) -> list[tuple[Any, str | None]]:
+        box = self.outboxes.get(executor_id)
+        if box is None:
+            box = self.outboxes[executor_id] = []
+        return box
+
+
+class SuperstepFailed(Exception):
+    """Internal: carries the failing executor (or edge source) and the original error."""
+
+    def __init__(self, executor_id: str | None, error: BaseException) -> None:
+        super().__init__(executor_id, error)
+        self.executor_id = executor_id
+        self.error = error
+
+
+class Runner:
+    """The state of one workflow instance's run, and the supersteps that advance it."""
+
+    def __init__(self, workflow: "Workflow") -> None:
+        self.workflow = workflow
+        self.emit: Callable[[WorkflowEvent], Any] = lambda event: None
+        self.storage: "CheckpointStorage | None" = None
+        executors = list(workflow.executors.values())
+        # Which state hooks each executor really implements, so checkpoints skip no-ops.
+        self._seed_savers = [e for e in executors if overrides(e, "on_checkpointing")]
+        self._seed_restorers = [e for e in executors if overrides(e, "on_checkpoint_restored")]
+        self._maf_savers = [e for e in executors if overrides(e, "on_checkpoint_save")]
+        self._maf_restorers = [e for e in executors if overrides(e, "on_checkpoint_restore")]
+        self._seed_style = {e.id for e in self._seed_savers + self._seed_restorers}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the run: a fresh run starts from here."""
+        self.superstep = 0
+        self.pending: list[Message] = []
+        self.fan_in: dict[str, dict[str, list[Any]]] = {}
+        self.pending_requests: dict[str, PendingRequest] = {}
+        self.shared_state = SharedState()
+        self.queued_states: dict[str, dict[str, Any]] = {}  # seed-style keys, per executor
+        self.last_checkpoint_id: str | None = None
+        self.state: WorkflowRunState | None = None
+
+    # -- supersteps ---------------------------------------------------------------------
+    async def run_until_idle(self) -> None:
+        """Run supersteps until no messages remain, then report the final state."""
+        while self.pending:
+            await self.superstep_once()
+        self.set_state(WorkflowRunState.IDLE_WITH_PENDING_REQUESTS if self.pending_requests
+                       else WorkflowRunState.IDLE)
+
+    async def superstep_once(self) -> None:
+        number = self.superstep + 1
+        if number > self.workflow.max_iterations:
+            raise WorkflowConvergenceError(
+                f"workflow '{self.workflow.name}' reached max_iterations="
+                f"{self.workflow.max_iterations} with {len(self.pending)} message(s) still pending")
+        self.emit(SuperstepStartedEvent(number))
+
+        # 1. deliver
+        by_target: dict[str, list[Message]] = {}
+        for message in self.pending:
+            batch = by_target.get(message.target_id)
+            if batch is None:
+                by_target[message.target_id] = [message]
+            else:
+                batch.append(message)
+        stage = SuperstepStage()
+        executors = self.workflow.executors
+        if len(by_target) == 1:
+            (target_id, batch), = by_target.items()
+            failures = [(target_id, await self._run_executor(executors[target_id], batch, stage))]
+        else:
+            results = await asyncio.gather(*(
+                self._run_executor(executors[tid], batch, stage) for tid, batch in by_target.items()))
+            failures = list(zip(by_target, results))
+        for executor_id, error in failures:
+            if error is not None:
+                self.shared_state.discard()
+                raise SuperstepFailed(executor_id, error)
+
+        # 2. route
+        try:
+            pending, fan_in = self._route(stage, by_target)
+        except SuperstepFailed:
+            self.shared_state.discard()
+            raise
+
+        # 3. commit
+        self.pending = pending
+        self.fan_in = fan_in
+        self.shared_state.commit()
+        for executor_id, updates in stage.state_updates.items():
+            self.queued_states.setdefault(executor_id, {}).update(updates)
+        self.pending_requests.update(stage.requests)
+        self.superstep = number
+
+        # 4. checkpoint
+        info = await self.write_checkpoint(KIND_SUPERSTEP) if self.storage is not None else None
+        self.emit(SuperstepCompletedEvent(number, info))
+        if self.pending and self.pending_requests and self.state is WorkflowRunState.IN_PROGRESS:
+            self.set_state(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS)
+
+    async def _run_executor(self, executor: Executor, batch: list[Message],
+                            stage: SuperstepStage) -> BaseException | None:
+        """Deliver ``batch`` to ``executor`` in order; return the error a handler raised."""
+        ctx = WorkflowContext(self, stage, executor.id)
+        emit = self.emit
+        for message in batch:
+            emit(ExecutorInvokedEvent(executor.id, message.data))
+            try:
+                if message.request is None:
+                    spec = executor.find_handler(message.data)
+                    if spec is None:
+                        raise WorkflowError(
+                            f"executor '{executor.id}' has no handler for a message of type "
+                            f"{type(message.data).__qualname__}")
+                    ctx._spec = spec
+                    await executor.invoke(spec, message.data, ctx)
+                else:
+                    request = message.request
+                    spec = executor.find_response_handler(request.data, message.data)
+                    if spec is None:
+                        raise WorkflowError(
+                            f"executor '{executor.id}' has no @response_handler for request "
+                            f"{type(request.data).__qualname__} with response "
+                            f"{type(message.data).__qualname__}")
+                    ctx._spec = spec
+                    await spec.func(executor, request.data, message.data, ctx)
+            except Exception as error:
+                emit(ExecutorFailedEvent(executor.id, error))
+                return error
+            emit(ExecutorCompletedEvent(executor.id))
+        return None
+
+    def _route(self, stage: SuperstepStage, order: dict[str, Any]) -> tuple[list[Message], dict]:
+        """Turn what each executor sent into next superstep's deliveries, in a deterministic
+        order (executors in delivery order, each one's messages in send order)."""
+        workflow = self.workflow
+        executors = workflow.executors
+        pending: list[Message] = []
+        fan_in = self.fan_in
+        if workflow.fan_in_groups:  # copy: a failing superstep must leave buffers untouched
+            fan_in = {gid: {src: list(items) for src, items in buffers.items()}
+                      for gid, buffers in fan_in.items()}
+        for source_id in order:
+            outbox = stage.outboxes.get(source_id)
+            if not outbox:
+                continue
+            groups = workflow.outgoing.get(source_id, ())
+            for data, target_id in outbox:
+                delivered = routed = False
+                try:
+                    for group in groups:
+                        if group.kind == "fan_in":
+                            if target_id is None or target_id == group.targets[0]:
+                                fan_in.setdefault(group.buffer_id, {}).setdefault(
+                                    source_id, []).append(data)
+                                delivered = routed = True
+                            continue
+                        for tid in group.route(data):
+                            if target_id is not None and tid != target_id:
+                                continue
+                            routed = True
+                            if executors[tid].can_handle(data):
+                                pending.append(Message(tid, source_id, data))
+                                delivered = True
+                except Exception as error:  # a condition or selection function raised
+                    raise SuperstepFailed(source_id, error) from error
+                if not delivered:
+                    self._undeliverable(source_id, data, target_id, groups, routed)
+        for group in workflow.fan_in_groups:
+            buffers = fan_in.get(group.buffer_id)
+            if buffers and all(buffers.get(src) for src in group.sources):
+                collected = [item for src in group.sources for item in buffers[src]]
+                pending.append(Message(group.targets[0], None, collected))
+                del fan_in[group.buffer_id]
+        return pending, fan_in
+
+    def _undeliverable(self, source_id: str, data: Any, target_id: str | None,
+                       groups: Any, routed: bool) -> None:
+        """A message no executor received: an error unless edge conditions declined it."""
+        connected = sorted({t for g in groups for t in g.targets})
+        if not groups:
+            problem = f"executor '{source_id}' sent a message but has no outgoing edges"
+        elif target_id is not None and target_id not in connected:
+            problem = (f"executor '{source_id}' sent a message to '{target_id}', which is not "
+                       f"connected to it (connected: {', '.join(connected)})")
+        elif routed:
+            problem = (f"no executor connected to '{source_id}' accepts a message of type "
+                       f"{type(data).__qualname__} (connected: {', '.join(connected)})")
+        else:
+            return  # every edge's condition declined it: dropping it is the graph's intent
+        raise SuperstepFailed(source_id, WorkflowError(problem))
+
+    # -- state ---------------------------------------------------------------------------
+    def set_state(self, state: WorkflowRunState) -> None:
+        self.state = state
+        self.emit(WorkflowStatusEvent(state))
+
+    def accept_responses(self, responses: dict[str, Any]) -> None:
+        """Queue answers to pending requests for delivery (validated by ``check_responses``)."""
+        for request_id, value in responses.items():
+            request = self.pending_requests.pop(request_id)
+            self.pending.append(Message(request.source_executor_id, None, value, request))
+
+    def check_responses(self, responses: Any, requests: dict[str, PendingRequest]) -> None:
+        """Refuse responses to unknown requests, of the wrong type, or with no handler."""
+        if not isinstance(responses, dict) or not responses:
+            raise WorkflowRunError(
+                f"responses must be a non-empty dict of request_id -> value, got {responses!r}")
+        for request_id, value in responses.items():
+            request = requests.get(request_id)
+            if request is None:
+                raise WorkflowRunError(
+                    f"no pending request with id {request_id!r} "
+                    f"(pending: {', '.join(sorted(requests)) or 'none'})")
+            if not is_instance_of(value, request.response_type):
+                raise WorkflowRunError(
+                    f"the response to request {request_id!r} must be "
+                    f"{type_name(request.response_type)}, got {type(value).__qualname__}")
+            source = self.workflow.executors.get(request.source_executor_id)
+            if source is None or source.find_response_handler(request.data, value) is None:
+                raise WorkflowRunError(
+                    f"executor '{request.source_executor_id}' has no @response_handler for "
+                    f"request {type(request.data).__qualname__} with response "
+                    f"{type(value).__qualname__}")
+
+    # -- checkpoints ---------------------------------------------------------------------
+    async def write_checkpoint(self, kind: str) -> CheckpointInfo:
+        """Save the committed state of the run; new checkpoints chain to the last one."""
+        workflow = self.workflow
+        checkpoint = WorkflowCheckpoint(
+            checkpoint_id=str(uuid.uuid4()),
+            workflow_name=workflow.name,
+            graph_signature_hash=workflow.graph_signature_hash,
+            previous_checkpoint_id=self.last_checkpoint_id,
+            timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            superstep=self.superstep,
+            messages=[message.to_dict() for message in self.pending],
+            shared_state=self.shared_state.committed,
+            executor_states=await self._executor_states(),
+            pending_requests={rid: r.to_dict() for rid, r in self.pending_requests.items()},
+            fan_in_buffers=self.fan_in,
+            metadata={"kind": kind, "graph": workflow.graph_signature},
+        )
+        await self.storage.save(checkpoint)
+        self.last_checkpoint_id = checkpoint.checkpoint_id
+        return CheckpointInfo(checkpoint.checkpoint_id, self.superstep)
+
+    async def _executor_states(self) -> dict[str, dict[str, Any]]:
+        for executor in self._seed_savers:
+            stage = SuperstepStage()
+            await executor.on_checkpointing(WorkflowContext(self, stage, executor.id))
+            if stage.state_updates:
+                self.queued_states.setdefault(executor.id, {}).update(stage.state_updates[executor.id])
+        states = {eid: state for eid, state in self.queued_states.items() if state}
+        for executor in self._maf_savers:
+            saved = await executor.on_checkpoint_save()
+            if not isinstance(saved, dict):
+                raise WorkflowCheckpointError(
+                    f"executor '{executor.id}': on_checkpoint_save() must return a dict, "
+                    f"got {type(saved).__qualname__}")
+            queued = states.get(executor.id)
+            states[executor.id] = {**queued, **saved} if queued else saved
+        return states
+
+    async def restore(self, checkpoint: WorkflowCheckpoint) -> None:
+        """Make the run exactly what ``checkpoint`` recorded, then let executors reload."""
+        self.reset()
+        self.superstep = checkpoint.superstep
+        self.pending = [Message.from_dict(m) for m in checkpoint.messages]
+        self.fan_in = checkpoint.fan_in_buffers
+        self.pending_requests = {rid: PendingRequest.from_dict(r)
+                                 for rid, r in checkpoint.pending_requests.items()}
+        self.shared_state = SharedState(checkpoint.shared_state)
+        maf_only = {e.id for e in self._maf_savers + self._maf_restorers} - self._seed_style
+        self.queued_states = {eid: dict(state) for eid, state in checkpoint.executor_states.items()
+                              if eid not in maf_only}
+        self.last_checkpoint_id = checkpoint.checkpoint_id
+        for executor in self._seed_restorers:
+            await executor.on_checkpoint_restored(WorkflowContext(self, SuperstepStage(), executor.id))
+        for executor in self._maf_restorers:
+            await executor.on_checkpoint_restore(dict(checkpoint.executor_states.get(executor.id, {})))
+
