@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Stepstone next to its peers, in one invocation on one machine.
+
+Runs ``benchmarks/reference.py`` (Stepstone, with this python) and then
+``benchmarks/peers.sh run`` (MAF Python and LangGraph in their own virtualenvs), parses
+every JSON line both print, and shows per (workload, storage):
+
+  * per-superstep time and resume time of Stepstone, MAF and LangGraph, and Stepstone/MAF;
+  * the targets of the performance issue, each PASS or FAIL.
+
+LangGraph's storages map as none -> none, memory -> inmemory, sqlite -> file (its default
+``async`` durability; the ``sync`` rows are listed under the table). MAF's file storage does
+not fsync, so the ``file-nofsync`` row repeats MAF ``file`` for a like-for-like comparison.
+
+All parsed lines (plus the target verdicts) go to ``--out`` (default
+``benchmarks/results/latest.json``). The exit code is 0 even when a target fails (this is
+a report); it is 1 only when a benchmark itself failed or printed nothing usable.
+
+    python benchmarks/compare.py
+    python benchmarks/compare.py --reps 5 --out benchmarks/results/run1.json
+    python benchmarks/compare.py --from benchmarks/results/run1.json   # re-print, no run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = HERE / "reference.py"
+PEERS = HERE / "peers.sh"
+DEFAULT_OUT = HERE / "results" / "latest.json"
+
+WORKLOADS = ("pingpong", "fanout", "approval")
+STORAGES = ("none", "inmemory", "file", "file-nofsync")
+MAF_STORAGE = {"none": "none", "inmemory": "inmemory", "file": "file", "file-nofsync": "file"}
+LG_STORAGE = {"none": "none", "inmemory": "memory", "file": "sqlite", "file-nofsync": "sqlite"}
+
+# (label, workload, storage, metric, limit as a fraction of MAF's figure)
+TARGETS = [
+    ("pingpong none: per superstep <= 1/3 of MAF", "pingpong", "none", "per_superstep_us", 1 / 3),
+    ("pingpong inmemory: per superstep <= 1/2 of MAF", "pingpong", "inmemory",
+     "per_superstep_us", 1 / 2),
+    ("fanout inmemory: per superstep <= 1/2 of MAF", "fanout", "inmemory",
+     "per_superstep_us", 1 / 2),
+    ("approval inmemory: rehydrate-and-finish resume_s <= MAF", "approval", "inmemory",
+     "resume_s", 1.0),
+    ("approval file: rehydrate-and-finish resume_s <= MAF", "approval", "file", "resume_s", 1.0),
+]
+
+
+# --------------------------------------------------------------------------- running
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` that is a JSON object (other output is ignored)."""
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows
+
+
+def run(command: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    """Run ``command`` (stderr passes through to ours) and parse its stdout."""
+    print(f"compare.py: running {' '.join(command)}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        print(f"compare.py: {command[0]} exited with {done.returncode}", file=sys.stderr)
+    return done.returncode, json_lines(done.stdout)
+
+
+def split_peers(rows: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """peers.sh prints MAF's lines then LangGraph's; LangGraph's carry ``durability`` (or
+    are its meta/check lines)."""
+    maf, lg = [], []
+    for row in rows:
+        is_lg = ("durability" in row or "check" in row
+                 or isinstance(row.get("meta"), str) or "langgraph" in row)
+        (lg if is_lg else maf).append(row)
+    return maf, lg
+
+
+# --------------------------------------------------------------------------- lookups
+def find(rows: list[dict], workload: str, storage: str, durability: str | None = None) -> dict | None:
+    for row in rows:
+        if row.get("workload") == workload and row.get("storage") == storage and (
+                durability is None or row.get("durability") in (durability, "n/a")):
+            return row
+    return None
+
+
+def lg_row(rows: list[dict], workload: str, storage: str, durability: str = "async") -> dict | None:
+    name = LG_STORAGE[storage]
+    return find(rows, workload, name, None if name == "none" else durability)
+
+
+def value(row: dict | None, key: str) -> float | None:
+    if row is None:
+        return None
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def fmt(v: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if v is None else f"{v * scale:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+# --------------------------------------------------------------------------- report
+def table(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
+    head = ["workload", "storage",
+            "S us/step", "MAF us/step", "LG us/step", "S/MAF",
+            "S resume ms", "MAF resume ms", "LG resume ms", "S/MAF",
+            "S KB stored", "MAF KB", "LG KB"]
+    body = []
+    for workload in WORKLOADS:
+        for storage in STORAGES:
+            s = find(ours, workload, storage)
+            if s is None:
+                continue
+            m = find(maf, workload, MAF_STORAGE[storage])
+            g = lg_row(lg, workload, storage)
+            body.append([
+                workload, storage,
+                fmt(value(s, "per_superstep_us")), fmt(value(m, "per_superstep_us")),
+                fmt(value(g, "per_superstep_us")),
+                ratio(value(s, "per_superstep_us"), value(m, "per_superstep_us")),
+                fmt(value(s, "resume_s"), 1e3, 3), fmt(value(m, "resume_s"), 1e3, 3),
+                fmt(value(g, "resume_s"), 1e3, 3),
+                ratio(value(s, "resume_s"), value(m, "resume_s")),
+                fmt(value(s, "checkpoint_bytes_total") or None, 1e-3),
+                fmt(value(m, "checkpoint_bytes_total") or None, 1e-3),
+                fmt(value(g, "checkpoint_bytes_total") or None, 1e-3),
+            ])
+    widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
+    line = lambda r: "  ".join(  # noqa: E731
+        str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    out = [line(head), line(["-" * w for w in widths])]
+    previous = None
+    for r in body:
+        if previous is not None and r[0] != previous:
+            out.append("")
+        out.append(line(r))
+        previous = r[0]
+    return out
+
+
+def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
+    out = [
+        "S = Stepstone (reference.py), MAF = agent-framework-core, LG = LangGraph.",
+        "Peer storage beside ours: MAF none/inmemory/file (MAF's file storage does not fsync, so",
+        "  the file-nofsync row repeats MAF file); LG none/memory/sqlite (durability=async).",
+        "resume: S and MAF pingpong/fanout = NEW instance restores the last-but-one checkpoint and",
+        "  runs to completion; approval = rehydrate with the response and finish. LG pingpong/",
+        "  fanout resume is only a get_state() on a fresh graph (no execution): not comparable.",
+        "LG counts 60 supersteps for fanout and 3 for approval (S and MAF: 61 and 4).",
+    ]
+    sync = []
+    for workload in WORKLOADS:
+        g = find(lg, workload, "sqlite", "sync")
+        if g is not None:
+            sync.append(f"{workload} {fmt(value(g, 'per_superstep_us'))} us/step, resume "
+                        f"{fmt(value(g, 'resume_s'), 1e3, 3)} ms")
+    if sync:
+        out.append("LG sqlite durability=sync: " + "; ".join(sync) + ".")
+    fsync = []
+    for workload in WORKLOADS:
+        a, b = find(ours, workload, "file"), find(ours, workload, "file-nofsync")
+        if a is not None and b is not None:
+            fsync.append(f"{workload} {fmt(value(a, 'per_superstep_us'))} vs "
+                         f"{fmt(value(b, 'per_superstep_us'))} us/step, resume "
+                         f"{fmt(value(a, 'resume_s'), 1e3, 3)} vs {fmt(value(b, 'resume_s'), 1e3, 3)} ms")
+    if fsync:
+        out.append("S file fsync=True vs fsync=False: " + "; ".join(fsync) + ".")
+    return out
+
+
+def check_targets(ours: list[dict], maf: list[dict]) -> list[dict[str, Any]]:
+    verdicts = []
+    for label, workload, storage, metric, fraction in TARGETS:
+        s = value(find(ours, workload, storage), metric)
+        m = value(find(maf, workload, storage), metric)
+        if s is None or m is None:
+            verdicts.append({"target": label, "verdict": "MISSING", "stepstone": s, "maf": m})
+            continue
+        limit = m * fraction
+        verdicts.append({"target": label, "verdict": "PASS" if s <= limit else "FAIL",
+                         "metric": metric, "stepstone": s, "maf": m, "limit": limit,
+                         "ratio": s / m, "max_ratio": fraction})
+    return verdicts
+
+
+def describe_verdict(v: dict[str, Any]) -> str:
+    if v["verdict"] == "MISSING":
+        return f"MISSING  {v['target']}  (no figure: stepstone={v['stepstone']}, maf={v['maf']})"
+    if v["metric"] == "resume_s":
+        s, m, lim, unit = v["stepstone"] * 1e3, v["maf"] * 1e3, v["limit"] * 1e3, "ms"
+        digits = 3
+    else:
+        s, m, lim, unit, digits = v["stepstone"], v["maf"], v["limit"], "us", 1
+    return (f"{v['verdict']:<5} {v['target']}: Stepstone {s:.{digits}f} {unit} vs limit "
+            f"{lim:.{digits}f} {unit} (MAF {m:.{digits}f} {unit}; ratio {v['ratio']:.3f}, "
+            f"max {v['max_ratio']:.3f})")
+
+
+def report(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[dict[str, Any]]:
+    print("\n".join(table(ours, maf, lg)))
+    print()
+    print("\n".join(notes(ours, maf, lg)))
+    verdicts = check_targets(ours, maf)
+    print()
+    print("Targets (Stepstone vs MAF, same run):")
+    for v in verdicts:
+        print("  " + describe_verdict(v))
+    passed = sum(v["verdict"] == "PASS" for v in verdicts)
+    print(f"{passed}/{len(verdicts)} targets met"
+          + ("" if passed == len(verdicts) else "  <-- SOME TARGETS FAILED"))
+    return verdicts
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where to write every parsed line (default benchmarks/results/"
+                             "latest.json)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions for reference.py (the peers always use 5)")
+    parser.add_argument("--from", dest="source", type=Path, default=None,
+                        help="re-print the report of a saved --out file instead of running")
+    args = parser.parse_args(argv)
+
+    if args.source is not None:
+        saved = json.loads(args.source.read_text())
+        report(saved["stepstone"], saved["maf"], saved["langgraph"])
+        return 0
+
+    reference_cmd = [sys.executable, str(REFERENCE), "--json-meta"]
+    if args.reps is not None:
+        reference_cmd += ["--reps", str(args.reps)]
+    peers_cmd = [str(PEERS), "run"]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    ref_rc, ours = run(reference_cmd)
+    peers_rc, peer_rows = run(peers_cmd)
+    maf, lg = split_peers(peer_rows)
+
+    verdicts = report(ours, maf, lg)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "started_at": started.isoformat(),
+        "commands": {"stepstone": reference_cmd, "peers": peers_cmd},
+        "exit_codes": {"stepstone": ref_rc, "peers": peers_rc},
+        "stepstone": ours,
+        "maf": maf,
+        "langgraph": lg,
+        "targets": verdicts,
+    }, indent=2) + "\n")
+    print(f"\nraw lines written to {args.out}")
+
+    failures = []
+    if ref_rc != 0 or not any("workload" in r for r in ours):
+        failures.append(f"reference.py failed (exit {ref_rc})")
+    if peers_rc != 0 or not maf or not lg:
+        failures.append(f"peers.sh run failed (exit {peers_rc})")
+    for failure in failures:
+        print(f"ERROR: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
