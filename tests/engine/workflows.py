@@ -195,7 +195,7 @@ class Approver(Executor):
         self.decisions: dict[str, bool] = {}
 
     @handler
-    async def ask(self, draft: str, ctx: WorkflowContext[str]) -> None:
+    async def ask(self, draft: str, ctx: WorkflowContext[str, Never]) -> None:
         for topic in self.topics:
             await ctx.request_info(ApprovalRequest(topic, draft), bool, request_id=f"{topic}-{draft}")
         if self.notify:
