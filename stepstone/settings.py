@@ -36,6 +36,19 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 SQLITE_TIMEOUT = float(os.environ.get("STEPSTONE_SQLITE_TIMEOUT", "20"))
 # DJANGO_LOG_LEVEL: level of the console log.
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO").upper()
+# STEPSTONE_WORKERS: worker processes per qcluster.
+WORKERS = int(os.environ.get("STEPSTONE_WORKERS", "2"))
+# STEPSTONE_TASK_TIMEOUT: seconds after which django-q2 kills a task; runs hand over to a
+# fresh task well before (STEPSTONE_TASK_SLICE, default half of it).
+TASK_TIMEOUT = int(os.environ.get("STEPSTONE_TASK_TIMEOUT", "600"))
+TASK_SLICE = int(os.environ.get("STEPSTONE_TASK_SLICE", str(TASK_TIMEOUT // 2)))
+# STEPSTONE_TASK_RETRY: seconds after which an unacknowledged task (its worker died) is
+# delivered again. Must exceed the timeout.
+TASK_RETRY = int(os.environ.get("STEPSTONE_TASK_RETRY", str(TASK_TIMEOUT + 60)))
+# STEPSTONE_LEASE_SECONDS: how long a run stays owned by a silent worker before another may
+# take it over; STEPSTONE_HEARTBEAT_SECONDS: how often a busy worker renews it.
+LEASE_SECONDS = float(os.environ.get("STEPSTONE_LEASE_SECONDS", "30"))
+HEARTBEAT_SECONDS = float(os.environ.get("STEPSTONE_HEARTBEAT_SECONDS", str(LEASE_SECONDS / 6)))
 # --------------------------------------------------------------------------- end of environment
 
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -48,6 +61,9 @@ if not SECRET_KEY:
 
 INSTALLED_APPS = [
     "daphne",
+    "channels",
+    "channels_lite",
+    "django_q",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -102,6 +118,45 @@ DATABASES = {
                             "PRAGMA foreign_keys=ON;",
         },
     }
+}
+
+# The live-update channel layer keeps its messages in a SQLite file of its own, so its
+# polling never contends with the main database's writers.
+DATABASES["channels"] = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": DATA_DIR / "channels.sqlite3",
+    "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": SQLITE_TIMEOUT,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+}
+DATABASE_ROUTERS = ["channels_lite.router.ChannelsRouter"]
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+        "CONFIG": {"database": "channels"},
+    }
+}
+
+# django-q2 runs workflow runs. The ORM broker is at-least-once: a task is deleted only when
+# it finished; if its worker dies, the task is delivered again after `retry` seconds.
+Q_CLUSTER = {
+    "name": "stepstone",
+    "orm": "default",
+    "workers": WORKERS,
+    "timeout": TASK_TIMEOUT,
+    "retry": TASK_RETRY,
+    "max_attempts": 5,  # after that the recovery sweep takes over
+    "ack_failures": False,  # a task that raised (e.g. database down) is retried
+    "catch_up": False,
+    "poll": 0.05,
+    "bulk": 1,  # one task per fetch, so idle workers take the next runs
+    "save_limit": 1000,
+    "label": "Tasks",
+}
+
+STEPSTONE = {
+    "LEASE_SECONDS": LEASE_SECONDS,
+    "HEARTBEAT_SECONDS": HEARTBEAT_SECONDS,
+    "TASK_SLICE_SECONDS": TASK_SLICE,
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

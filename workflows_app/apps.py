@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.core import checks
+from django.db.models.signals import post_migrate
 
 
 class WorkflowsAppConfig(AppConfig):
@@ -7,3 +9,29 @@ class WorkflowsAppConfig(AppConfig):
     name = "workflows_app"
     verbose_name = "Workflows"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import registry
+        from .conf import stepstone_settings
+
+        registry.autodiscover(stepstone_settings.WORKFLOW_MODULES)
+        post_migrate.connect(_after_migrate, sender=self)
+        checks.register(_check_definitions)
+
+
+def _check_definitions(app_configs, **kwargs) -> list:
+    from . import registry
+
+    return [checks.Error(f"workflow '{name}' cannot be built: {error}",
+                         hint="fix its factory; runs of it would fail", id="workflows_app.E001")
+            for name, error in registry.build_errors().items()]
+
+
+def _after_migrate(sender, using="default", **kwargs) -> None:
+    """Registered workflows and the recovery schedule exist as soon as the schema does."""
+    if using != "default":
+        return
+    from . import services
+
+    services.sync_workflows()
+    services.ensure_recovery_schedule()

@@ -1,23 +1,65 @@
 """The one place that changes Stepstone's data.
 
 Views, the API, admin actions, tasks and management commands call these functions; none of
-them writes models on its own. Each function validates its input, raises ``ServiceError``
-(or a subclass) with a message naming the problem, and either completes or changes nothing.
+them writes models on its own. Each function validates its input, raises a ``ServiceError``
+subclass whose message names the problem, and either completes or changes nothing (every
+function runs in one transaction; tasks are enqueued only once it commits).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import live, registry
+from .conf import stepstone_settings
+from .engine import WorkflowCheckpoint, WorkflowCheckpointError
+from .engine.encoding import decode_type, encode_value
+from .engine.errors import WorkflowError
+from .models import Checkpoint, PendingRequest, Run, Workflow
+from .schemas import InvalidValue, coerce, coerce_any, json_schema
+from .states import RequestStatus, RunStatus
+from .store import load_checkpoint
+
+EXPORT_FORMAT = "stepstone.checkpoint"
+EXPORT_VERSION = 1
 
 
 class ServiceError(Exception):
     """A request the services refuse; the message says what is wrong."""
 
 
+class InvalidInput(ServiceError):
+    """The input is malformed or of the wrong type (HTTP 400)."""
+
+
+class NotFound(ServiceError):
+    """The workflow, run, checkpoint or request does not exist (HTTP 404)."""
+
+
+class Conflict(ServiceError):
+    """The action conflicts with the current state, e.g. resuming a running run (HTTP 409)."""
+
+
+def _enqueue(run_id: Any) -> None:
+    from .tasks import enqueue_run
+    transaction.on_commit(lambda: enqueue_run(run_id))
+
+
+def _announce(run: Run) -> None:
+    transaction.on_commit(lambda: live.publish_status(run.pk, run.status))
+
+
+# --------------------------------------------------------------------------- accounts
 @dataclass(frozen=True)
 class OperatorAccount:
     username: str
@@ -40,3 +82,260 @@ def ensure_operator_account(username: str = "operator") -> OperatorAccount:
     password = secrets.token_urlsafe(12)
     users.objects.create_superuser(username=username, email="", password=password)
     return OperatorAccount(username, password)
+
+
+# --------------------------------------------------------------------------- definitions
+@transaction.atomic
+def sync_workflows() -> list[Workflow]:
+    """Mirror the registered definitions into ``Workflow`` rows (graph, signature, schema)."""
+    synced = []
+    for definition in registry.all_definitions():
+        workflow = definition.build()
+        input_types = workflow.input_types
+        schema = json_schema(input_types[0]) if len(input_types) == 1 else {
+            "anyOf": [json_schema(t) for t in input_types]}
+        row, _ = Workflow.objects.update_or_create(name=definition.name, defaults={
+            "title": definition.title, "description": definition.description,
+            "graph": workflow.describe(), "graph_signature_hash": workflow.graph_signature_hash,
+            "input_schema": schema, "is_registered": True})
+        synced.append(row)
+    Workflow.objects.exclude(name__in=[w.name for w in synced]).update(is_registered=False)
+    return synced
+
+
+def ensure_recovery_schedule() -> None:
+    """The django-q2 schedule that runs the recovery sweep every minute."""
+    from django_q.models import Schedule
+    Schedule.objects.update_or_create(
+        name="stepstone-recover-runs",
+        defaults={"func": "workflows_app.tasks.recover_runs",
+                  "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1})
+
+
+def _registered_workflow(name: str) -> tuple[Workflow, registry.WorkflowDefinition]:
+    row = Workflow.objects.filter(name=name, is_registered=True).first()
+    try:
+        definition = registry.get_definition(name)
+    except registry.UnknownWorkflow as error:
+        raise NotFound(str(error)) from None
+    if row is None:
+        row = next(w for w in sync_workflows() if w.name == name)
+    return row, definition
+
+
+# --------------------------------------------------------------------------- runs
+@transaction.atomic
+def start_run(workflow_name: str, input_value: Any, user: Any = None) -> Run:
+    """Create a run of ``workflow_name`` with ``input_value`` (JSON, validated against the
+    start executor's input type) and enqueue it."""
+    row, definition = _registered_workflow(workflow_name)
+    input_types = definition.build().input_types
+    try:
+        message = coerce_any(input_value, input_types, what="input")
+        encoded = encode_value(message)
+    except (InvalidValue, WorkflowError) as error:
+        raise InvalidInput(str(error)) from None
+    if message is None:
+        raise InvalidInput("input: a value is required")
+    run = Run.objects.create(workflow=row, input=encoded, created_by=_user(user))
+    _enqueue(run.pk)
+    _announce(run)
+    return run
+
+
+def _user(user: Any) -> Any:
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _locked_run(run_id: Any) -> Run:
+    run = Run.objects.select_for_update().select_related("workflow").filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def _checkpoint_of(run: Run, checkpoint_id: Any) -> Checkpoint:
+    if not checkpoint_id:
+        raise InvalidInput("checkpoint_id: a checkpoint id is required")
+    checkpoint = Checkpoint.objects.filter(pk=str(checkpoint_id)).first()
+    if checkpoint is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    if checkpoint.run_id != run.pk:
+        raise InvalidInput(f"checkpoint_id: checkpoint {checkpoint_id} belongs to run "
+                           f"{checkpoint.run_id}, not to run {run.pk}")
+    return checkpoint
+
+
+def _check_graph(run: Run, checkpoint: Checkpoint) -> None:
+    _, definition = _registered_workflow(run.workflow.name)
+    current = definition.build().graph_signature_hash
+    if checkpoint.graph_signature_hash != current:
+        raise Conflict(f"workflow '{run.workflow.name}' changed since checkpoint "
+                       f"{checkpoint.pk} was written (graph signature differs); it cannot be "
+                       f"restored into the current definition")
+
+
+@transaction.atomic
+def resume_run(run_id: Any, checkpoint_id: Any, user: Any = None) -> Run:
+    """Continue ``run`` from one of its checkpoints; later work of the run is abandoned
+    (its checkpoints stay, as another branch of the lineage)."""
+    run = _locked_run(run_id)
+    checkpoint = _checkpoint_of(run, checkpoint_id)
+    if run.status in RunStatus.active():
+        raise Conflict(f"run {run.pk} is {run.status}; wait for it or cancel it first")
+    _check_graph(run, checkpoint)
+    # Requests of the abandoned state are cancelled; the restored checkpoint re-opens its own.
+    run.requests.filter(delivered=False).exclude(status=RequestStatus.CANCELLED).update(
+        status=RequestStatus.CANCELLED)
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.QUEUED, restore_from=checkpoint, error="", finished_at=None,
+        cancel_requested=False, updated_at=timezone.now())
+    run.refresh_from_db()
+    _enqueue(run.pk)
+    _announce(run)
+    return run
+
+
+@transaction.atomic
+def rehydrate_run(run_id: Any, checkpoint_id: Any, user: Any = None) -> Run:
+    """A new run, linked to ``run``, that starts from ``checkpoint_id``."""
+    run = _locked_run(run_id)
+    checkpoint = _checkpoint_of(run, checkpoint_id)
+    _check_graph(run, checkpoint)
+    new = Run.objects.create(
+        workflow=run.workflow, input=run.input, created_by=_user(user), parent_run=run,
+        source_checkpoint=checkpoint, restore_from=checkpoint,
+        current_superstep=checkpoint.superstep)
+    _enqueue(new.pk)
+    _announce(new)
+    return new
+
+
+@transaction.atomic
+def cancel_run(run_id: Any, user: Any = None) -> Run:
+    """Stop a run: at once if nothing executes it, else at its next checkpoint."""
+    run = _locked_run(run_id)
+    if run.status in RunStatus.finished():
+        raise Conflict(f"run {run.pk} is already {run.status}")
+    if run.status == RunStatus.RUNNING:
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    else:
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED,
+                                             finished_at=timezone.now(), cancel_requested=True)
+        run.requests.filter(status__in=[RequestStatus.OPEN, RequestStatus.ANSWERED],
+                            delivered=False).update(status=RequestStatus.CANCELLED)
+    run.refresh_from_db()
+    _announce(run)
+    return run
+
+
+@transaction.atomic
+def respond(request_id: str, response_value: Any, user: Any = None) -> PendingRequest:
+    """Answer an open request (``response_value`` is JSON, validated against the request's
+    response type); the run continues in a worker."""
+    request = PendingRequest.objects.select_for_update().filter(request_id=request_id).first()
+    if request is None:
+        raise NotFound(f"request {request_id} not found")
+    if request.status != RequestStatus.OPEN:
+        who = f" by {request.answered_by}" if request.answered_by else ""
+        raise Conflict(f"request {request_id} is {request.status}{who}; it cannot be answered")
+    try:
+        response_type = decode_type(request.response_type)
+        value = coerce(response_value, response_type, what="response")
+        encoded = encode_value(value)
+    except (InvalidValue, WorkflowError) as error:
+        raise InvalidInput(str(error)) from None
+    run = _locked_run(request.run_id)
+    PendingRequest.objects.filter(pk=request.pk).update(
+        status=RequestStatus.ANSWERED, response=encoded, answered_by=_user(user),
+        answered_at=timezone.now())
+    if run.status == RunStatus.WAITING:
+        Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, updated_at=timezone.now())
+        run.status = RunStatus.QUEUED
+        _enqueue(run.pk)
+        _announce(run)
+    request.refresh_from_db()
+    return request
+
+
+def recover_stale_runs() -> list[Any]:
+    """Re-enqueue runs whose worker died (lease expired) or whose task was lost."""
+    now = timezone.now()
+    stale_queued = now - timedelta(seconds=stepstone_settings.RECOVER_QUEUED_AFTER_SECONDS)
+    run_ids = list(Run.objects.filter(
+        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        | Q(status=RunStatus.QUEUED, lease_owner="", updated_at__lt=stale_queued)
+    ).values_list("pk", flat=True))
+    from .tasks import enqueue_run
+    for run_id in run_ids:
+        enqueue_run(run_id)
+    return run_ids
+
+
+# --------------------------------------------------------------------------- export/import
+def export_checkpoint(checkpoint_id: Any) -> dict[str, Any]:
+    """A portable JSON document holding one checkpoint and what it needs to be checked."""
+    row = Checkpoint.objects.filter(pk=str(checkpoint_id)).select_related("run__workflow").first()
+    if row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
+            "workflow": row.run.workflow.name, "graph_signature_hash": row.graph_signature_hash,
+            "content_hash": row.content_hash, "checkpoint": json.loads(row.document)}
+
+
+@transaction.atomic
+def import_checkpoint(document: Any, user: Any = None) -> Run:
+    """Store an exported checkpoint as a new run that can be resumed or rehydrated.
+
+    The run waits on the checkpoint's pending requests if it has any; otherwise it is
+    stopped (cancelled) until an operator resumes or rehydrates it.
+    """
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+        raise InvalidInput(f"document: not a Stepstone checkpoint export "
+                           f"(expected format {EXPORT_FORMAT!r})")
+    if document.get("version") != EXPORT_VERSION:
+        raise InvalidInput(f"version: unsupported export version {document.get('version')!r}")
+    body = document.get("checkpoint")
+    if not isinstance(body, dict):
+        raise InvalidInput("checkpoint: missing or not an object")
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    if hashlib.sha256(text.encode()).hexdigest() != document.get("content_hash"):
+        raise InvalidInput("content_hash: the checkpoint does not match its hash "
+                           "(the document was altered)")
+    name = document.get("workflow")
+    row, definition = _registered_workflow(name if isinstance(name, str) else "")
+    try:
+        checkpoint = WorkflowCheckpoint.from_dict(body)
+    except WorkflowCheckpointError as error:
+        raise InvalidInput(f"checkpoint: {error}") from None
+    if checkpoint.graph_signature_hash != definition.build().graph_signature_hash:
+        raise Conflict(f"workflow '{name}' here has a different graph than the one that wrote "
+                       f"this checkpoint")
+    if Checkpoint.objects.filter(pk=checkpoint.checkpoint_id).exists():
+        raise Conflict(f"checkpoint {checkpoint.checkpoint_id} is already stored here")
+    waiting = bool(checkpoint.pending_requests)
+    run = Run.objects.create(
+        workflow=row, input=None, created_by=_user(user), current_superstep=checkpoint.superstep,
+        status=RunStatus.WAITING if waiting else RunStatus.CANCELLED,
+        error="" if waiting else "imported checkpoint: resume or rehydrate it to continue")
+    from .store import checkpoint_row
+    stored = checkpoint_row(checkpoint, run.pk, text)
+    stored.previous_id = None  # its parent lives in the other installation
+    stored.save(force_insert=True)
+    Run.objects.filter(pk=run.pk).update(head_checkpoint=stored)
+    for rid, request in checkpoint.pending_requests.items():
+        encoded = body["pending_requests"][rid]
+        PendingRequest.objects.create(
+            request_id=rid, run=run, source_executor_id=request["source_executor_id"],
+            request_data=encoded.get("data"), response_type=encoded["response_type"],
+            response_schema=json_schema(request["response_type"]))
+    run.refresh_from_db()
+    return run
+
+
+def checkpoint_state(checkpoint_id: Any) -> WorkflowCheckpoint:
+    """Decode a stored checkpoint (for display and diffs)."""
+    row = Checkpoint.objects.filter(pk=str(checkpoint_id)).first()
+    if row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    return load_checkpoint(row)

@@ -7,11 +7,19 @@ checkpoint into "a new workflow instance" needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+import decimal
+import enum
+import math
+import uuid
+from dataclasses import dataclass, field
 from typing import Any, Never
 
+from pydantic import BaseModel
+
 from workflows_app.engine import (Case, Default, Executor, FunctionExecutor, WorkflowBuilder,
-                                  WorkflowContext, WorkflowEvent, handler, response_handler)
+                                  WorkflowContext, WorkflowEvent, handler,
+                                  register_checkpoint_type, response_handler)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -291,3 +299,99 @@ def build_chain(storage: Any = None):
     exclaim = FunctionExecutor(_exclaim, id="exclaim")
     return (WorkflowBuilder(name="chain", start_executor=upper, checkpoint_storage=storage)
             .add_chain([upper, exclaim, Sink("echo")]).build())
+
+
+# --------------------------------------------------------------------------- encodable values
+@register_checkpoint_type
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = 2
+
+
+@register_checkpoint_type
+@dataclass
+class Point:
+    x: float
+    y: float
+
+
+@register_checkpoint_type
+@dataclass
+class Line:
+    start: Point
+    end: Point
+    labels: list[str] = field(default_factory=list)
+    length: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.length = abs(self.end.x - self.start.x) + abs(self.end.y - self.start.y)
+
+
+@register_checkpoint_type
+@dataclass(frozen=True)
+class Tag:
+    name: str
+    color: Color
+
+
+@register_checkpoint_type
+class Address(BaseModel):
+    city: str
+    zip_code: str
+
+
+@register_checkpoint_type
+class Profile(BaseModel):
+    name: str
+    born: datetime.date
+    address: Address
+    tags: list[str] = []
+
+
+_UTC = datetime.timezone.utc
+_IST = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
+
+# (label, value): every kind of value a checkpoint can hold, nested where it matters.
+ENCODABLE_SAMPLES: list[tuple[str, Any]] = [
+    ("none", None), ("bool", True), ("int", -7), ("big int", 2**80), ("float", 1.25),
+    ("str", "héllo ✓"), ("empty list", []), ("empty dict", {}),
+    ("nested list", [1, [2, [3, "x"]], []]),
+    ("nested dict", {"a": {"b": [1, {"c": None}]}, "d": 0.5}),
+    ("int keys", {1: "one", 2: {3: "three"}}),
+    ("tuple keys", {(1, "a"): "pair", (): "empty"}),
+    ("dict holding the tag key", {"__type__": "dataclass", "class": "os.system"}),
+    ("tuple", (1, "a", (2.5, None))), ("empty tuple", ()),
+    ("set", {1, 2, 3}), ("empty set", set()), ("frozenset", frozenset({"x", "y"})),
+    ("bytes", b"\x00\xff binary"),
+    ("naive datetime", datetime.datetime(2024, 2, 29, 23, 59, 58, 123456)),
+    ("utc datetime", datetime.datetime(2024, 1, 1, 12, 0, tzinfo=_UTC)),
+    ("offset datetime", datetime.datetime(2024, 6, 1, 8, 30, tzinfo=_IST)),
+    ("date", datetime.date(1999, 12, 31)), ("time", datetime.time(7, 15, 30)),
+    ("timedelta", datetime.timedelta(days=-1, seconds=5, microseconds=7)),
+    ("uuid", uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    ("decimal", decimal.Decimal("1.10")), ("enum", Color.RED), ("enum int value", Color.GREEN),
+    ("dataclass", Point(1.0, -2.5)),
+    ("nested dataclass", Line(Point(0, 0), Point(3, 4), ["a"])),
+    ("frozen dataclass", Tag("urgent", Color.GREEN)),
+    ("pydantic", Profile(name="Ada", born=datetime.date(1815, 12, 10),
+                         address=Address(city="London", zip_code="W1"), tags=["math"])),
+    ("nan", math.nan), ("inf", math.inf), ("-inf", -math.inf),
+    ("mixed", {"when": datetime.date(2020, 1, 1), "items": [Point(1, 2), {Color.RED}, (b"x",)]}),
+]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Deep equality that also compares types (a tuple is not a list) and treats nan == nan."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, decimal.Decimal):
+        return str(a) == str(b)
+    if isinstance(a, datetime.datetime):
+        return a == b and a.utcoffset() == b.utcoffset()
+    return a == b

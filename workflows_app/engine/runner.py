@@ -85,9 +85,15 @@ class Runner:
 
     # -- supersteps ---------------------------------------------------------------------
     async def run_until_idle(self) -> None:
-        """Run supersteps until no messages remain, then report the final state."""
+        """Run supersteps until no messages remain, then report the final state.
+
+        Yields to the event loop between supersteps: handlers that never suspend would
+        otherwise run the whole workflow in one step, so a streaming caller would see no
+        event until the end and could not stop the run, and other tasks would starve.
+        """
         while self.pending:
             await self.superstep_once()
+            await asyncio.sleep(0)
         self.set_state(WorkflowRunState.IDLE_WITH_PENDING_REQUESTS if self.pending_requests
                        else WorkflowRunState.IDLE)
 

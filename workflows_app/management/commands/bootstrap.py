@@ -15,6 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, url: str, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("migrate", database="channels", interactive=False, verbosity=0)
         account = services.ensure_operator_account()
         self.stdout.write(f"Stepstone is starting at {url}")
         if account.password:

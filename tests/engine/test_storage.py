@@ -1,0 +1,232 @@
+"""Checkpoint storages: the protocol, in memory and on disk."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+
+import pytest
+
+from workflows_app.engine import (CheckpointStorage, FileCheckpointStorage,
+                                  InMemoryCheckpointStorage, WorkflowCheckpoint,
+                                  WorkflowCheckpointError)
+
+from .workflows import Point, build_pingpong
+
+_clock = iter(range(10**6))
+
+
+def make_checkpoint(workflow_name: str = "wf", superstep: int = 1, **fields) -> WorkflowCheckpoint:
+    """A checkpoint with increasing timestamps, so save order and time order agree."""
+    defaults = dict(
+        checkpoint_id=str(uuid.uuid4()), workflow_name=workflow_name,
+        graph_signature_hash="hash", previous_checkpoint_id=None,
+        timestamp=f"2024-01-01T00:00:00.{next(_clock):06d}+00:00", superstep=superstep,
+        messages=[{"source_id": None, "target_id": "a", "data": Point(1, 2)}],
+        shared_state={"items": [1, 2]}, executor_states={"a": {"seen": {"x"}}},
+        metadata={"kind": "superstep"})
+    defaults.update(fields)
+    return WorkflowCheckpoint(**defaults)
+
+
+def test_both_storages_follow_the_protocol(tmp_path):
+    assert isinstance(InMemoryCheckpointStorage(), CheckpointStorage)
+    assert isinstance(FileCheckpointStorage(tmp_path), CheckpointStorage)
+
+
+async def test_save_and_load(storage):
+    checkpoint = make_checkpoint()
+    assert await storage.save(checkpoint) == checkpoint.checkpoint_id
+    loaded = await storage.load(checkpoint.checkpoint_id)
+    assert loaded == checkpoint
+    assert loaded is not checkpoint
+    assert loaded.messages[0]["data"] == Point(1, 2)
+    assert loaded.executor_states == {"a": {"seen": {"x"}}}
+
+
+async def test_a_save_is_a_snapshot_and_a_load_is_the_callers_copy(storage):
+    checkpoint = make_checkpoint()
+    await storage.save(checkpoint)
+    checkpoint.shared_state["items"].append(3)  # the run goes on changing its objects
+    checkpoint.messages[0]["data"].x = 99
+    loaded = await storage.load(checkpoint.checkpoint_id)
+    assert loaded.shared_state == {"items": [1, 2]}
+    assert loaded.messages[0]["data"] == Point(1, 2)
+    loaded.shared_state["items"].clear()  # the caller changes what it loaded
+    loaded.executor_states["a"]["seen"].add("y")
+    again = await storage.load(checkpoint.checkpoint_id)
+    assert again.shared_state == {"items": [1, 2]}
+    assert again.executor_states == {"a": {"seen": {"x"}}}
+
+
+async def test_list_with_and_without_workflow_name(storage):
+    a1, b1, a2 = make_checkpoint("a"), make_checkpoint("b"), make_checkpoint("a", superstep=2)
+    for checkpoint in (a1, b1, a2):
+        await storage.save(checkpoint)
+    assert await storage.list_checkpoint_ids("a") == [a1.checkpoint_id, a2.checkpoint_id]
+    assert await storage.list_checkpoint_ids("b") == [b1.checkpoint_id]
+    assert await storage.list_checkpoint_ids("nobody") == []
+    assert await storage.list_checkpoint_ids() == [c.checkpoint_id for c in (a1, b1, a2)]
+    listed = await storage.list_checkpoints("a")
+    assert [c.checkpoint_id for c in listed] == [a1.checkpoint_id, a2.checkpoint_id]
+    assert all(isinstance(c, WorkflowCheckpoint) for c in listed)
+    assert len(await storage.list_checkpoints()) == 3
+
+
+async def test_get_latest(storage):
+    assert await storage.get_latest("a") is None
+    assert await storage.get_latest() is None
+    a1, b1, a2 = make_checkpoint("a"), make_checkpoint("b"), make_checkpoint("a", superstep=2)
+    for checkpoint in (a1, b1, a2):
+        await storage.save(checkpoint)
+    assert (await storage.get_latest("a")).checkpoint_id == a2.checkpoint_id
+    assert (await storage.get_latest("b")).checkpoint_id == b1.checkpoint_id
+    assert (await storage.get_latest()).checkpoint_id == a2.checkpoint_id
+    assert await storage.get_latest("nobody") is None
+
+
+async def test_delete(storage):
+    a1, a2 = make_checkpoint("a"), make_checkpoint("a", superstep=2)
+    await storage.save(a1)
+    await storage.save(a2)
+    assert await storage.delete(a2.checkpoint_id) is True
+    assert await storage.delete(a2.checkpoint_id) is False
+    assert await storage.list_checkpoint_ids("a") == [a1.checkpoint_id]
+    assert (await storage.get_latest("a")).checkpoint_id == a1.checkpoint_id
+    with pytest.raises(WorkflowCheckpointError, match="not found"):
+        await storage.load(a2.checkpoint_id)
+    assert await storage.delete(a1.checkpoint_id) is True
+    assert await storage.get_latest("a") is None
+
+
+async def test_loading_a_missing_id_raises(storage):
+    with pytest.raises(WorkflowCheckpointError, match="not found"):
+        await storage.load(str(uuid.uuid4()))
+
+
+async def test_an_unencodable_checkpoint_stores_nothing(storage):
+    checkpoint = make_checkpoint(shared_state={"bad": object()})
+    with pytest.raises(WorkflowCheckpointError, match=r"shared state\['bad'\]"):
+        await storage.save(checkpoint)
+    assert await storage.list_checkpoint_ids() == []
+
+
+async def test_a_real_run_saves_loadable_checkpoints(storage):
+    await build_pingpong(storage).run(0)
+    checkpoints = await storage.list_checkpoints("pingpong")
+    assert [c.superstep for c in checkpoints] == list(range(8))
+    assert (await storage.get_latest("pingpong")).superstep == 7
+
+
+# --------------------------------------------------------------------------- files
+async def test_file_storage_writes_one_json_file_per_checkpoint_and_no_temp_files(tmp_path):
+    storage = FileCheckpointStorage(tmp_path)
+    checkpoints = [make_checkpoint() for _ in range(3)]
+    for checkpoint in checkpoints:
+        await storage.save(checkpoint)
+    await storage.save(checkpoints[0])  # overwriting is atomic too
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    assert names == sorted(f"{c.checkpoint_id}.json" for c in checkpoints)
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    document = json.loads((tmp_path / f"{checkpoints[1].checkpoint_id}.json").read_text())
+    assert document["checkpoint_id"] == checkpoints[1].checkpoint_id
+    assert document["messages"][0]["data"]["__type__"] == "dataclass"
+
+
+async def test_a_failed_write_leaves_no_temp_file_and_no_checkpoint(tmp_path, monkeypatch):
+    storage = FileCheckpointStorage(tmp_path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    checkpoint = make_checkpoint()
+    with pytest.raises(OSError, match="No space left"):
+        await storage.save(checkpoint)
+    monkeypatch.undo()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    with pytest.raises(WorkflowCheckpointError, match="not found"):
+        await storage.load(checkpoint.checkpoint_id)
+
+
+@pytest.mark.parametrize("bad_id", [
+    "../x", "/etc/passwd", "a/b", "a\\b", "..", ".hidden", "", "x" * 300, "a..b", "with space",
+])
+async def test_path_escaping_ids_are_refused(tmp_path, bad_id):
+    folder = tmp_path / "store"
+    storage = FileCheckpointStorage(folder)
+    with pytest.raises(WorkflowCheckpointError, match="invalid checkpoint id"):
+        await storage.save(make_checkpoint(checkpoint_id=bad_id))
+    with pytest.raises(WorkflowCheckpointError, match="invalid checkpoint id"):
+        await storage.load(bad_id)
+    with pytest.raises(WorkflowCheckpointError, match="invalid checkpoint id"):
+        await storage.delete(bad_id)
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+
+
+async def test_a_corrupt_file_is_skipped_when_listing_and_refused_when_loaded(tmp_path, caplog):
+    storage = FileCheckpointStorage(tmp_path)
+    good = make_checkpoint("a")
+    await storage.save(good)
+    (tmp_path / "broken.json").write_text('{"checkpoint_id": "broken", "truncat')
+    (tmp_path / "wrongshape.json").write_text('{"checkpoint_id": "wrongshape"}')
+    with caplog.at_level(logging.WARNING, logger="workflows_app.engine.storage"):
+        assert await storage.list_checkpoint_ids() == [good.checkpoint_id]
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "broken.json" in warned and "wrongshape.json" in warned
+    with pytest.raises(WorkflowCheckpointError, match="broken.json is corrupt"):
+        await storage.load("broken")
+    with pytest.raises(WorkflowCheckpointError, match="no 'workflow_name' field"):
+        await storage.load("wrongshape")
+    assert (await storage.get_latest("a")).checkpoint_id == good.checkpoint_id
+
+
+async def test_a_file_holding_another_checkpoint_id_is_refused(tmp_path):
+    storage = FileCheckpointStorage(tmp_path)
+    original = make_checkpoint()
+    await storage.save(original)
+    (tmp_path / f"{original.checkpoint_id}.json").rename(tmp_path / "impostor.json")
+    with pytest.raises(WorkflowCheckpointError, match="holds checkpoint"):
+        await storage.load("impostor")
+
+
+async def test_get_latest_does_not_decode_every_file(tmp_path, monkeypatch):
+    storage = FileCheckpointStorage(tmp_path, fsync=False)
+    for superstep in range(40):
+        await storage.save(make_checkpoint("busy", superstep=superstep))
+    wanted = make_checkpoint("quiet")
+    await storage.save(wanted)
+    for superstep in range(40, 60):
+        await storage.save(make_checkpoint("busy", superstep=superstep))
+
+    decoded = []
+    original = WorkflowCheckpoint.from_dict.__func__
+
+    def counting_from_dict(cls, document):
+        decoded.append(document.get("checkpoint_id"))
+        return original(cls, document)
+
+    monkeypatch.setattr(WorkflowCheckpoint, "from_dict", classmethod(counting_from_dict))
+    latest = await storage.get_latest("quiet")
+    assert latest.checkpoint_id == wanted.checkpoint_id
+    assert decoded == [wanted.checkpoint_id]
+    decoded.clear()
+    assert (await storage.get_latest("busy")).superstep == 59
+    assert len(decoded) == 1
+    # a fresh storage object over the same folder (a new process) is just as quick
+    decoded.clear()
+    assert (await FileCheckpointStorage(tmp_path).get_latest("quiet")).checkpoint_id == \
+        wanted.checkpoint_id
+    assert len(decoded) == 1
+
+
+async def test_get_latest_after_deleting_the_latest_falls_back_to_the_newest_left(tmp_path):
+    storage = FileCheckpointStorage(tmp_path)
+    first, second = make_checkpoint("a"), make_checkpoint("a", superstep=2)
+    await storage.save(first)
+    await storage.save(second)
+    await storage.delete(second.checkpoint_id)
+    assert (await storage.get_latest("a")).checkpoint_id == first.checkpoint_id

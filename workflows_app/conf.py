@@ -1,0 +1,34 @@
+"""Stepstone's own settings, with their defaults (override in ``settings.STEPSTONE``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Modules imported at start-up that register workflow definitions.
+    "WORKFLOW_MODULES": ["workflows_app.examples"],
+    # A worker owns a run for this long without renewing; a dead worker's run is picked up
+    # once its lease expires. Renewed at every checkpoint and by a heartbeat in between.
+    "LEASE_SECONDS": 30,
+    # How often the heartbeat renews the lease and looks for a cancel request.
+    "HEARTBEAT_SECONDS": 5,
+    # A task hands its run to a new task at the first checkpoint after this long, so no task
+    # approaches django-q2's timeout however long the run is.
+    "TASK_SLICE_SECONDS": 240,
+    # Queued runs with no lease older than this are re-enqueued by the recovery sweep.
+    "RECOVER_QUEUED_AFTER_SECONDS": 120,
+    # Send every recorded event to the run's channel group (live dashboard).
+    "PUBLISH_EVENTS": True,
+}
+
+
+class StepstoneSettings:
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown Stepstone setting {name!r}")
+        return getattr(settings, "STEPSTONE", {}).get(name, DEFAULTS[name])
+
+
+stepstone_settings = StepstoneSettings()

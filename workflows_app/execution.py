@@ -1,0 +1,334 @@
+"""Executing a run inside a django-q2 worker.
+
+``RunExecution.execute`` is the body of the run task. It takes the run's lease (one writer per
+run, ever), builds a fresh engine workflow from the registry, and drives it from the run's
+input, its newest checkpoint, or the checkpoint an operator chose. Each checkpoint is saved
+together with the events emitted since the previous one, the outputs so far and a renewed
+lease, in one transaction: after a crash the run continues from its newest checkpoint and
+nothing recorded is lost or written twice. The task stops when the run completes, fails,
+waits on requests, is cancelled, or has run for a slice (then it re-enqueues itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import live, registry
+from .conf import stepstone_settings
+from .engine import WorkflowCheckpoint, WorkflowEvent, WorkflowRunState
+from .engine.encoding import decode_value
+from .events import error_text, event_record
+from .models import Checkpoint, PendingRequest, Run, RunEvent
+from .schemas import json_schema
+from .states import RequestStatus, RunStatus
+from .store import DatabaseCheckpointStorage, checkpoint_row, dump_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker owns the run now; this one must stop without writing."""
+
+
+class _StopAfterCheckpoint(Exception):
+    """Raised from ``save`` once the checkpoint is committed, to end this task's slice of
+    the run there (a cancel request, or the task slice used up)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim(run_id: Any, owner: str) -> Run | None:
+    """Take the lease on a run that is queued, or running under an expired lease."""
+    now = timezone.now()
+    expiry = now + timedelta(seconds=stepstone_settings.LEASE_SECONDS)
+    claimable = Q(status=RunStatus.QUEUED) | Q(
+        status=RunStatus.RUNNING) & (Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
+    taken = Run.objects.filter(claimable, pk=run_id).update(
+        status=RunStatus.RUNNING, lease_owner=owner, lease_expires_at=expiry,
+        attempts=F("attempts") + 1, updated_at=now)
+    if not taken:
+        return None
+    run = Run.objects.select_related("workflow").get(pk=run_id)
+    if run.started_at is None:
+        Run.objects.filter(pk=run_id, lease_owner=owner).update(started_at=now)
+    return run
+
+
+class RunExecution:
+    """One task's execution of one run (see the module docstring)."""
+
+    def __init__(self, run_id: Any, owner: str | None = None) -> None:
+        self.run_id = run_id
+        self.owner = owner or worker_identity()
+        self.started = time.monotonic()
+        self.buffer: list[RunEvent] = []  # recorded events not yet saved
+        self.seq = 0
+        self.persisted_seq = 0
+        self.superstep: int | None = None
+        self.outputs: list[Any] = []  # encoded outputs of the run along its lineage
+        self.step_outputs: list[Any] = []  # outputs of the superstep in progress
+        self.persisted_completions: set[int] = set()
+        self.requests: dict[str, dict] = {}  # request_info events not yet saved
+        self.delivering: list[str] = []  # answered requests this execution delivers
+        self.stop_reason: str | None = None
+        self.engine_task: asyncio.Task | None = None
+
+    # -- entry point ------------------------------------------------------------------
+    def execute(self) -> str:
+        run = claim(self.run_id, self.owner)
+        if run is None:
+            return "skipped: the run is not queued, or another worker holds its lease"
+        try:
+            self.seq = self.persisted_seq = RunEvent.objects.filter(run_id=self.run_id).count()
+            plan = self._plan(run)
+        except Exception as error:  # unknown workflow, unreadable checkpoint...
+            self._finalize("failed", error)
+            return f"failed: {error}"
+        try:
+            outcome = async_to_sync(self._drive)(plan)
+        except LeaseLost:
+            return "stopped: lease lost to another worker"
+        return outcome
+
+    def _plan(self, run: Run) -> dict[str, Any]:
+        # Building the workflow registers its message types, which decoding needs.
+        plan: dict[str, Any] = {"workflow": registry.get_definition(run.workflow.name).build()}
+        checkpoint_id = run.restore_from_id or run.head_checkpoint_id
+        if checkpoint_id is None:
+            plan["message"] = decode_value(run.input)
+            return plan
+        plan["checkpoint_id"] = checkpoint_id
+        if run.restore_from_id and run.restore_from_id != run.head_checkpoint_id:
+            self.outputs = outputs_along_lineage(run, checkpoint_id)
+        else:
+            self.outputs = list(run.outputs)
+        row = Checkpoint.objects.get(pk=checkpoint_id)
+        pending = json.loads(row.document).get("pending_requests", {})
+        answered = PendingRequest.objects.filter(
+            run=run, status=RequestStatus.ANSWERED, delivered=False, request_id__in=list(pending))
+        responses = {r.request_id: decode_value(r.response) for r in answered}
+        if responses:
+            plan["responses"] = responses
+            self.delivering = list(responses)
+        return plan
+
+    async def _drive(self, plan: dict[str, Any]) -> str:
+        workflow = plan["workflow"]
+        kwargs = {k: plan[k] for k in ("message", "checkpoint_id", "responses") if k in plan}
+        recorder = _Recorder(self)
+        self.engine_task = asyncio.ensure_future(
+            workflow.run(**kwargs, checkpoint_storage=recorder, on_event=self._on_event))
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        try:
+            await self.engine_task
+            kind, detail = "finished", workflow.state
+        except _StopAfterCheckpoint as stop:
+            kind, detail = stop.reason, None
+        except asyncio.CancelledError:
+            if self.stop_reason is None:
+                raise
+            kind, detail = self.stop_reason, None
+        except (LeaseLost, DatabaseError):
+            raise  # not the run's fault: leave it to redelivery or the recovery sweep
+        except Exception as error:
+            kind, detail = "failed", error
+        finally:
+            heartbeat.cancel()
+        if kind == "lease_lost":
+            raise LeaseLost()
+        if kind in ("cancelled", "sliced"):
+            # Events after the last checkpoint belong to a superstep that did not complete
+            # (or to the engine's reaction to being stopped): they never happened.
+            self.buffer = []
+            self.seq = self.persisted_seq
+            if kind == "cancelled":
+                self.buffer.append(self._record({"type": "status", "superstep": None,
+                                                 "executor_id": "",
+                                                 "data": {"state": "CANCELLED"}}))
+        await sync_to_async(self._finalize)(kind, detail)
+        return f"{kind}: {detail}" if detail is not None else kind
+
+    # -- events -------------------------------------------------------------------------
+    def _record(self, record: dict[str, Any]) -> RunEvent:
+        self.seq += 1
+        return RunEvent(run_id=self.run_id, seq=self.seq, type=record["type"][:40],
+                        superstep=record["superstep"] if record["superstep"] is not None
+                        else self.superstep,
+                        executor_id=record["executor_id"][:100], data=record["data"],
+                        created_at=timezone.now())
+
+    def _on_event(self, event: WorkflowEvent) -> None:
+        kind = event.type
+        if kind == "superstep_started":
+            self.superstep = event.superstep
+            self.step_outputs = []
+        elif kind == "superstep_completed" and event.superstep in self.persisted_completions:
+            return  # already saved with its checkpoint
+        record = event_record(event)
+        if kind == "output":
+            self.outputs.append(record["data"])
+            self.step_outputs.append(record["data"])
+        elif kind == "request_info":
+            self.requests[event.request_id] = {"event": event, "record": record}
+        self.buffer.append(self._record(record))
+
+    # -- persistence (called in the worker thread) ----------------------------------------
+    def persist(self, checkpoint: WorkflowCheckpoint, document: str) -> None:
+        """Save a checkpoint with everything recorded since the previous one, atomically."""
+        row = checkpoint_row(checkpoint, self.run_id, document)
+        row.outputs = self.step_outputs if checkpoint.kind == "superstep" else []
+        self.step_outputs = []
+        events = self.buffer
+        if checkpoint.kind == "superstep":
+            # The engine emits superstep_completed after save(); record it here so that the
+            # event and its checkpoint are saved (or lost) together.
+            events.append(self._record({
+                "type": "superstep_completed", "superstep": checkpoint.superstep,
+                "executor_id": "", "data": {"checkpoint_id": checkpoint.checkpoint_id}}))
+        now = timezone.now()
+        with transaction.atomic():
+            updated = Run.objects.filter(
+                pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING).update(
+                head_checkpoint=row.pk, current_superstep=checkpoint.superstep,
+                restore_from=None, outputs=self.outputs, updated_at=now,
+                lease_expires_at=now + timedelta(seconds=stepstone_settings.LEASE_SECONDS))
+            if not updated:
+                raise LeaseLost()
+            row.save(force_insert=True)
+            RunEvent.objects.bulk_create(events)
+            self._save_requests()
+            if self.delivering:
+                PendingRequest.objects.filter(request_id__in=self.delivering).update(delivered=True)
+            cancel = Run.objects.filter(pk=self.run_id).values_list(
+                "cancel_requested", flat=True).first()
+        self.buffer = []
+        self.persisted_seq = self.seq
+        if checkpoint.kind == "superstep":
+            self.persisted_completions.add(checkpoint.superstep)
+        self.delivering = []
+        live.publish_events(self.run_id, events)
+        if cancel:
+            raise _StopAfterCheckpoint("cancelled")
+        if time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
+            raise _StopAfterCheckpoint("sliced")
+
+    def _save_requests(self) -> None:
+        for request_id, item in self.requests.items():
+            event = item["event"]
+            record = item["record"]["data"]
+            fields = {"run_id": self.run_id, "source_executor_id": event.source_executor_id,
+                      "request_data": record["data"], "response_type": record["response_type"],
+                      "response_schema": json_schema(event.response_type),
+                      "status": RequestStatus.OPEN, "response": None, "delivered": False,
+                      "answered_by": None, "answered_at": None}
+            # A restored checkpoint re-emits its requests: reopen them if an earlier
+            # resume had cancelled them.
+            PendingRequest.objects.update_or_create(request_id=request_id, defaults=fields)
+        self.requests = {}
+
+    def _finalize(self, kind: str, detail: Any) -> None:
+        """Record the end of this task's part of the run and hand the run on."""
+        now = timezone.now()
+        enqueue_again = False
+        with transaction.atomic():
+            run = Run.objects.filter(pk=self.run_id, lease_owner=self.owner).first()
+            if run is None:
+                raise LeaseLost()
+            if self.buffer:
+                RunEvent.objects.bulk_create(self.buffer)
+            self._save_requests()
+            fields: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None,
+                                      "updated_at": now, "outputs": self.outputs}
+            if kind == "finished" and detail is WorkflowRunState.IDLE:
+                fields.update(status=RunStatus.COMPLETED, finished_at=now, restore_from=None)
+            elif kind == "finished":
+                answered = PendingRequest.objects.filter(
+                    run_id=self.run_id, status=RequestStatus.ANSWERED, delivered=False).exists()
+                fields.update(status=RunStatus.QUEUED if answered else RunStatus.WAITING,
+                              restore_from=None)
+                enqueue_again = answered
+            elif kind == "failed":
+                fields.update(status=RunStatus.FAILED, finished_at=now,
+                              error=error_text(detail) if isinstance(detail, BaseException)
+                              else str(detail))
+            elif kind == "cancelled":
+                fields.update(status=RunStatus.CANCELLED, finished_at=now)
+                PendingRequest.objects.filter(
+                    run_id=self.run_id, status__in=[RequestStatus.OPEN, RequestStatus.ANSWERED],
+                    delivered=False).update(status=RequestStatus.CANCELLED)
+            else:  # sliced: continue in a fresh task
+                fields.update(status=RunStatus.QUEUED)
+                enqueue_again = True
+            Run.objects.filter(pk=self.run_id).update(**fields)
+            events = list(self.buffer)
+            self.buffer = []
+            if enqueue_again:
+                from .tasks import enqueue_run
+                transaction.on_commit(lambda: enqueue_run(self.run_id))
+        live.publish_events(self.run_id, events)
+        live.publish_status(self.run_id, fields.get("status", run.status))
+
+    # -- lease heartbeat --------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        """Renew the lease during long supersteps; stop the engine on cancel or lease loss."""
+        while True:
+            await asyncio.sleep(stepstone_settings.HEARTBEAT_SECONDS)
+            state = await sync_to_async(self._renew)()
+            if state != "ok" and self.engine_task is not None:
+                self.stop_reason = state
+                self.engine_task.cancel()
+                return
+
+    def _renew(self) -> str:
+        now = timezone.now()
+        renewed = Run.objects.filter(pk=self.run_id, lease_owner=self.owner).update(
+            lease_expires_at=now + timedelta(seconds=stepstone_settings.LEASE_SECONDS))
+        if not renewed:
+            return "lease_lost"
+        cancel = Run.objects.filter(pk=self.run_id).values_list("cancel_requested", flat=True).first()
+        return "cancelled" if cancel else "ok"
+
+
+class _Recorder(DatabaseCheckpointStorage):
+    """The storage the engine writes through during a worker's execution."""
+
+    def __init__(self, execution: RunExecution) -> None:
+        self.run_id = execution.run_id
+        self.execution = execution
+
+    async def save(self, checkpoint: WorkflowCheckpoint) -> str:
+        document = dump_checkpoint(checkpoint)  # encode here: a bad value fails the run
+        await sync_to_async(self.execution.persist)(checkpoint, document)
+        return checkpoint.checkpoint_id
+
+
+def outputs_along_lineage(run: Run, checkpoint_id: str) -> list[Any]:
+    """The outputs a run had produced when it wrote ``checkpoint_id``: those of the
+    checkpoints of this run from the first one up to it."""
+    rows = {row.pk: row for row in Checkpoint.objects.filter(run=run).only(
+        "checkpoint_id", "previous_id", "outputs")}
+    chain = []
+    current = rows.get(checkpoint_id)
+    while current is not None:
+        chain.append(current)
+        current = rows.get(current.previous_id)
+    return [output for row in reversed(chain) for output in row.outputs]

@@ -1,0 +1,157 @@
+"""Stepstone's records: workflow definitions, runs, their checkpoints, requests and events.
+
+Rows are written only by ``workflows_app.services`` and the worker (``execution.py``).
+Checkpoint rows are immutable once written; events are append-only.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from .states import CheckpointKind, RequestStatus, RunStatus
+
+
+class Workflow(models.Model):
+    """A workflow definition registered in code, as last synced to the database."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    graph = models.JSONField(default=dict, help_text="executors and edge groups, for diagrams")
+    graph_signature_hash = models.CharField(max_length=64)
+    input_schema = models.JSONField(default=dict, blank=True)
+    is_registered = models.BooleanField(default=True, help_text="still defined in code")
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.title or self.name
+
+
+class Run(models.Model):
+    """One execution of a workflow, possibly rehydrated from another run's checkpoint."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    input = models.JSONField(null=True, blank=True, help_text="encoded input message")
+    outputs = models.JSONField(default=list, blank=True, help_text="encoded outputs, in order")
+    error = models.TextField(blank=True)
+    current_superstep = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="rehydrated_runs")
+    source_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True,
+                                          on_delete=models.SET_NULL, related_name="+",
+                                          help_text="checkpoint this run was rehydrated from")
+    head_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True,
+                                        on_delete=models.SET_NULL, related_name="+",
+                                        help_text="newest checkpoint: where the run continues")
+    restore_from = models.ForeignKey("Checkpoint", null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+",
+                                     help_text="checkpoint the next execution restores first")
+    cancel_requested = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="executions started")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="run_status_created"),
+            models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} {str(self.id)[:8]}"
+
+
+class Checkpoint(models.Model):
+    """One engine checkpoint, stored as its JSON document. Never modified once written."""
+
+    checkpoint_id = models.CharField(max_length=64, primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    workflow_name = models.CharField(max_length=100)
+    superstep = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=CheckpointKind.choices)
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="next_checkpoints", db_constraint=False)
+    graph_signature_hash = models.CharField(max_length=64)
+    document = models.TextField(help_text="the checkpoint as compact JSON")
+    size_bytes = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the document")
+    pending_request_count = models.PositiveIntegerField(default=0)
+    outputs = models.JSONField(default=list, blank=True,
+                               help_text="encoded outputs yielded in the superstep it ends")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["run", "created_at"], name="checkpoint_run_created"),
+            models.Index(fields=["workflow_name", "created_at"], name="checkpoint_wf_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ superstep {self.superstep} ({self.checkpoint_id[:8]})"
+
+    def decoded(self) -> dict:
+        """The stored document as JSON natives (type tags left in place)."""
+        return json.loads(self.document)
+
+
+class PendingRequest(models.Model):
+    """A request a run made with ``ctx.request_info``, and its answer once given."""
+
+    request_id = models.CharField(max_length=100, primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="requests")
+    source_executor_id = models.CharField(max_length=100)
+    request_data = models.JSONField(null=True, help_text="encoded request payload")
+    response_type = models.JSONField(help_text="encoded type reference")
+    response_schema = models.JSONField(default=dict, help_text="JSON schema of the response")
+    status = models.CharField(max_length=16, choices=RequestStatus.choices,
+                              default=RequestStatus.OPEN)
+    response = models.JSONField(null=True, blank=True, help_text="encoded response")
+    delivered = models.BooleanField(default=False, help_text="the run has taken the response")
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created")]
+
+    def __str__(self) -> str:
+        return f"request {self.request_id[:8]} from {self.source_executor_id}"
+
+
+class RunEvent(models.Model):
+    """One engine event of a run. Append-only; ``seq`` orders a run's events from 1."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40)
+    superstep = models.PositiveIntegerField(null=True, blank=True)
+    executor_id = models.CharField(max_length=100, blank=True)
+    data = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_run_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"

@@ -1,0 +1,112 @@
+"""Engine checkpoints stored as ``Checkpoint`` rows.
+
+``DatabaseCheckpointStorage`` implements the engine's ``CheckpointStorage`` protocol over the
+database, for any code that drives a workflow itself. Runs executed by workers write through
+``execution.RunRecorder`` instead, which saves the checkpoint, the events and the run's
+progress in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from .engine import WorkflowCheckpoint, WorkflowCheckpointError
+from .models import Checkpoint, Run
+
+
+def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None = None) -> Checkpoint:
+    """The (unsaved) row for ``checkpoint``; ``document`` is its JSON if already encoded."""
+    if document is None:
+        document = dump_checkpoint(checkpoint)
+    encoded = document.encode()
+    return Checkpoint(
+        checkpoint_id=checkpoint.checkpoint_id,
+        run_id=run_id,
+        workflow_name=checkpoint.workflow_name,
+        superstep=checkpoint.superstep,
+        kind=checkpoint.metadata.get("kind", "superstep"),
+        previous_id=checkpoint.previous_checkpoint_id,
+        graph_signature_hash=checkpoint.graph_signature_hash,
+        document=document,
+        size_bytes=len(encoded),
+        content_hash=hashlib.sha256(encoded).hexdigest(),
+        pending_request_count=len(checkpoint.pending_requests),
+        created_at=datetime.fromisoformat(checkpoint.timestamp),
+    )
+
+
+def dump_checkpoint(checkpoint: WorkflowCheckpoint) -> str:
+    return json.dumps(checkpoint.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:
+    """Decode a row; a corrupt document raises ``WorkflowCheckpointError`` naming it."""
+    if hashlib.sha256(row.document.encode()).hexdigest() != row.content_hash:
+        raise WorkflowCheckpointError(
+            f"checkpoint {row.checkpoint_id} is corrupt: its content does not match its hash")
+    try:
+        document = json.loads(row.document)
+    except ValueError as error:
+        raise WorkflowCheckpointError(
+            f"checkpoint {row.checkpoint_id} is corrupt: {error}") from None
+    return WorkflowCheckpoint.from_dict(document)
+
+
+def load_checkpoint_by_id(checkpoint_id: str) -> WorkflowCheckpoint:
+    row = Checkpoint.objects.filter(pk=checkpoint_id).first()
+    if row is None:
+        raise WorkflowCheckpointError(f"checkpoint {checkpoint_id!r} not found")
+    return load_checkpoint(row)
+
+
+class DatabaseCheckpointStorage:
+    """Checkpoints of one run, as rows. Rows are immutable: saving an id twice fails."""
+
+    def __init__(self, run: Run) -> None:
+        self.run_id = run.pk
+
+    def _save(self, checkpoint: WorkflowCheckpoint) -> str:
+        row = checkpoint_row(checkpoint, self.run_id)
+        with transaction.atomic():
+            if Checkpoint.objects.filter(pk=row.pk).exists():
+                raise WorkflowCheckpointError(f"checkpoint {row.pk} already exists")
+            row.save(force_insert=True)
+            Run.objects.filter(pk=self.run_id).update(
+                head_checkpoint_id=row.pk, current_superstep=row.superstep)
+        return row.pk
+
+    async def save(self, checkpoint: WorkflowCheckpoint) -> str:
+        return await sync_to_async(self._save)(checkpoint)
+
+    async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
+        return await sync_to_async(load_checkpoint_by_id)(checkpoint_id)
+
+    def _rows(self, workflow_name: str | None):
+        rows = Checkpoint.objects.all()
+        if workflow_name is not None:
+            rows = rows.filter(workflow_name=workflow_name)
+        return rows.order_by("created_at")
+
+    async def list_checkpoints(self, workflow_name: str | None = None) -> list[WorkflowCheckpoint]:
+        return await sync_to_async(lambda: [load_checkpoint(r) for r in self._rows(workflow_name)])()
+
+    async def list_checkpoint_ids(self, workflow_name: str | None = None) -> list[str]:
+        return await sync_to_async(
+            lambda: list(self._rows(workflow_name).values_list("pk", flat=True)))()
+
+    async def get_latest(self, workflow_name: str | None = None) -> WorkflowCheckpoint | None:
+        def latest():
+            row = self._rows(workflow_name).last()
+            return None if row is None else load_checkpoint(row)
+        return await sync_to_async(latest)()
+
+    async def delete(self, checkpoint_id: str) -> bool:
+        def delete():
+            deleted, _ = Checkpoint.objects.filter(pk=checkpoint_id).delete()
+            return bool(deleted)
+        return await sync_to_async(delete)()
