@@ -298,7 +298,7 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     body = document.get("checkpoint")
     if not isinstance(body, dict):
         raise InvalidInput("checkpoint: missing or not an object")
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(body, separators=(",", ":"))  # as store.dump_checkpoint writes it
     if hashlib.sha256(text.encode()).hexdigest() != document.get("content_hash"):
         raise InvalidInput("content_hash: the checkpoint does not match its hash "
                            "(the document was altered)")

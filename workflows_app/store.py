@@ -41,7 +41,8 @@ def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None 
 
 
 def dump_checkpoint(checkpoint: WorkflowCheckpoint) -> str:
-    return json.dumps(checkpoint.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    # ASCII escapes: every str is storable, lone surrogates included.
+    return json.dumps(checkpoint.to_dict(), separators=(",", ":"))
 
 
 def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:

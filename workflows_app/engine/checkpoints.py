@@ -102,12 +102,13 @@ class WorkflowCheckpoint:
             timestamp=document["timestamp"],
             superstep=document["superstep"],
             messages=[_decode_message(m) for m in document["messages"]],
-            shared_state=decode_value(document["shared_state"]),
-            executor_states={eid: decode_value(s) for eid, s in document["executor_states"].items()},
+            shared_state=_decode_object(document["shared_state"], "shared state"),
+            executor_states={eid: _decode_object(s, f"state of executor '{eid}'")
+                             for eid, s in document["executor_states"].items()},
             pending_requests={rid: _decode_request(r)
                               for rid, r in document["pending_requests"].items()},
-            fan_in_buffers=decode_value(document["fan_in_buffers"]),
-            metadata=decode_value(document["metadata"]),
+            fan_in_buffers=_decode_fan_in_buffers(document["fan_in_buffers"]),
+            metadata=_decode_object(document["metadata"], "metadata"),
             version=document["version"],
         )
 
@@ -136,6 +137,24 @@ def _check_shape(document: dict) -> None:
     for rid, record in document["pending_requests"].items():
         if not isinstance(record, dict) or not isinstance(record.get("source_executor_id"), str):
             raise WorkflowCheckpointError(f"pending request {rid!r} is malformed")
+
+
+def _decode_object(value: Any, where: str) -> dict[str, Any]:
+    """Decode a value the run uses as a dict; a tampered one must fail here, not mid-restore."""
+    decoded = decode_value(value)
+    if not isinstance(decoded, dict):
+        raise WorkflowCheckpointError(
+            f"checkpoint {where} must be an object, got {type(decoded).__name__}")
+    return decoded
+
+
+def _decode_fan_in_buffers(value: Any) -> dict[str, dict[str, list[Any]]]:
+    buffers = _decode_object(value, "fan-in buffers")
+    for group_id, per_source in buffers.items():
+        if not isinstance(per_source, dict) or not all(
+                isinstance(items, list) for items in per_source.values()):
+            raise WorkflowCheckpointError(f"checkpoint fan-in buffer {group_id!r} is malformed")
+    return buffers
 
 
 def _encode_in(value: Any, where: str) -> Any:

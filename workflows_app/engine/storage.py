@@ -143,8 +143,9 @@ class FileCheckpointStorage:
     # -- protocol -----------------------------------------------------------------------
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         target = self._file(checkpoint.checkpoint_id)
-        data = json.dumps(checkpoint.to_dict(), ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        # ASCII escapes keep every str storable, lone surrogates included (UTF-8 has no
+        # bytes for those), so a checkpoint that saves in memory saves on disk too.
+        data = json.dumps(checkpoint.to_dict(), separators=(",", ":")).encode("ascii")
         self._write_atomically(target, data)
         # The pointer is written after the checkpoint: "latest" is the newest completed save.
         self._write_atomically(self._pointer(checkpoint.workflow_name),

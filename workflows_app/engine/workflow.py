@@ -251,7 +251,7 @@ class Workflow:
 
     def _check_restorable(self, checkpoint: WorkflowCheckpoint) -> None:
         """Refuse a checkpoint of another graph, or one naming executors this graph lacks."""
-        if False:
+        if checkpoint.graph_signature_hash != self.graph_signature_hash:
             difference = describe_graph_difference(checkpoint.metadata.get("graph"),
                                                    self.graph_signature)
             raise WorkflowCheckpointError(

@@ -1,0 +1,246 @@
+"""The Django admin: an audit view of workflows, runs, checkpoints, requests and events.
+
+Everything is read-only here; the actions (resume, rehydrate, export, cancel) call
+``services`` like every other entry point.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from . import services
+from .diffs import diff_documents
+from .models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
+
+
+def _pretty(value) -> str:
+    return format_html("<pre style='white-space:pre-wrap;max-width:100ch'>{}</pre>",
+                       json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+def _link(obj, label=None):
+    if obj is None:
+        return "–"
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label or str(obj))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows are written by services and workers only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(ReadOnlyAdmin):
+    list_display = ("name", "title", "is_registered", "graph_signature_hash", "synced_at")
+    list_filter = ("is_registered",)
+    search_fields = ("name", "title")
+    readonly_fields = ("name", "title", "description", "is_registered", "graph_signature_hash",
+                       "graph_json", "input_schema_json", "synced_at")
+    exclude = ("graph", "input_schema")
+
+    @admin.display(description="graph")
+    def graph_json(self, obj):
+        return _pretty(obj.graph)
+
+    @admin.display(description="input schema")
+    def input_schema_json(self, obj):
+        return _pretty(obj.input_schema)
+
+
+class CheckpointInline(ReadOnlyInline):
+    model = Checkpoint
+    fk_name = "run"
+    fields = ("checkpoint_id", "superstep", "kind", "created_at", "size_bytes",
+              "pending_request_count")
+    readonly_fields = fields
+    ordering = ("created_at",)
+
+
+class RunEventInline(ReadOnlyInline):
+    model = RunEvent
+    fields = ("seq", "type", "superstep", "executor_id", "data", "created_at")
+    readonly_fields = fields
+    show_change_link = False
+
+
+class RequestInline(ReadOnlyInline):
+    model = PendingRequest
+    fields = ("request_id", "source_executor_id", "status", "answered_by", "answered_at")
+    readonly_fields = fields
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "workflow", "status", "current_superstep", "created_by", "created_at",
+                    "parent_link")
+    list_filter = ("status", "workflow", "created_at")
+    search_fields = ("id",)
+    date_hierarchy = "created_at"
+    readonly_fields = ("id", "workflow", "status", "input_json", "outputs_json", "error",
+                       "current_superstep", "created_by", "created_at", "started_at",
+                       "finished_at", "parent_link", "source_link", "head_link",
+                       "cancel_requested", "lease_owner", "lease_expires_at", "attempts")
+    exclude = ("input", "outputs", "parent_run", "source_checkpoint", "head_checkpoint",
+               "restore_from")
+    inlines = [RequestInline, CheckpointInline, RunEventInline]
+    actions = ["cancel_runs"]
+
+    @admin.display(description="input")
+    def input_json(self, obj):
+        return _pretty(obj.input)
+
+    @admin.display(description="outputs")
+    def outputs_json(self, obj):
+        return _pretty(obj.outputs)
+
+    @admin.display(description="parent run")
+    def parent_link(self, obj):
+        return _link(obj.parent_run)
+
+    @admin.display(description="rehydrated from")
+    def source_link(self, obj):
+        return _link(obj.source_checkpoint)
+
+    @admin.display(description="head checkpoint")
+    def head_link(self, obj):
+        return _link(obj.head_checkpoint)
+
+    @admin.action(description="Cancel the selected runs", permissions=["view"])
+    def cancel_runs(self, request, queryset):
+        for run in queryset:
+            try:
+                services.cancel_run(run.pk, request.user)
+            except services.ServiceError as error:
+                self.message_user(request, str(error), messages.WARNING)
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
+                    "created_at", "size_bytes", "pending_request_count")
+    list_filter = ("workflow_name", "kind", "created_at")
+    search_fields = ("checkpoint_id", "run__id")
+    date_hierarchy = "created_at"
+    list_select_related = ("run",)
+    readonly_fields = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
+                       "previous_link", "next_links", "graph_signature_hash", "size_bytes",
+                       "content_hash", "created_at", "diff_to_previous", "decoded_document")
+    exclude = ("document", "run", "previous", "outputs")
+    actions = ["resume_from", "rehydrate_from", "export"]
+
+    @admin.display(description="run")
+    def run_link(self, obj):
+        return _link(obj.run)
+
+    @admin.display(description="previous checkpoint")
+    def previous_link(self, obj):
+        previous = Checkpoint.objects.filter(pk=obj.previous_id).first()
+        return _link(previous) if previous else (obj.previous_id or "–")
+
+    @admin.display(description="next checkpoints")
+    def next_links(self, obj):
+        following = Checkpoint.objects.filter(previous_id=obj.pk)
+        return format_html_join(", ", "{}", ((_link(c),) for c in following)) or "–"
+
+    @admin.display(description="checkpoint (decoded JSON)")
+    def decoded_document(self, obj):
+        return _pretty(obj.decoded())
+
+    @admin.display(description="diff to previous")
+    def diff_to_previous(self, obj):
+        previous = Checkpoint.objects.filter(pk=obj.previous_id).first()
+        changes = diff_documents(previous.decoded() if previous else None, obj.decoded())
+        return _pretty(changes)
+
+    def _one(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one checkpoint.", messages.WARNING)
+            return None
+        return queryset.get()
+
+    @admin.action(description="Resume its run from this checkpoint", permissions=["view"])
+    def resume_from(self, request, queryset):
+        checkpoint = self._one(request, queryset)
+        if checkpoint is None:
+            return
+        try:
+            services.resume_run(checkpoint.run_id, checkpoint.pk, request.user)
+            self.message_user(request, f"Run {checkpoint.run_id} resumes from superstep "
+                                       f"{checkpoint.superstep}.")
+        except services.ServiceError as error:
+            self.message_user(request, str(error), messages.ERROR)
+
+    @admin.action(description="Rehydrate a new run from this checkpoint", permissions=["view"])
+    def rehydrate_from(self, request, queryset):
+        checkpoint = self._one(request, queryset)
+        if checkpoint is None:
+            return
+        try:
+            run = services.rehydrate_run(checkpoint.run_id, checkpoint.pk, request.user)
+            self.message_user(request, format_html("Rehydrated into run {}.", _link(run)))
+        except services.ServiceError as error:
+            self.message_user(request, str(error), messages.ERROR)
+
+    @admin.action(description="Export this checkpoint as JSON", permissions=["view"])
+    def export(self, request, queryset):
+        checkpoint = self._one(request, queryset)
+        if checkpoint is None:
+            return None
+        document = services.export_checkpoint(checkpoint.pk)
+        response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False),
+                                content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="checkpoint-{checkpoint.pk}.json"'
+        return response
+
+
+@admin.register(PendingRequest)
+class PendingRequestAdmin(ReadOnlyAdmin):
+    list_display = ("request_id", "run", "source_executor_id", "status", "answered_by",
+                    "answered_at", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("request_id", "run__id")
+    readonly_fields = ("request_id", "run", "source_executor_id", "status", "request_json",
+                       "response_json", "delivered", "answered_by", "answered_at", "created_at")
+    exclude = ("request_data", "response", "response_type", "response_schema")
+
+    @admin.display(description="request")
+    def request_json(self, obj):
+        return _pretty(obj.request_data)
+
+    @admin.display(description="response")
+    def response_json(self, obj):
+        return _pretty(obj.response)
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(ReadOnlyAdmin):
+    list_display = ("run", "seq", "type", "superstep", "executor_id", "created_at")
+    list_filter = ("type",)
+    search_fields = ("run__id",)
+    list_select_related = ("run__workflow",)
