@@ -36,6 +36,9 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 SQLITE_TIMEOUT = float(os.environ.get("STEPSTONE_SQLITE_TIMEOUT", "20"))
 # DJANGO_LOG_LEVEL: level of the console log.
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO").upper()
+# STEPSTONE_WORKFLOW_MODULES: comma-separated modules that register more workflows.
+WORKFLOW_MODULES = ["workflows_app.examples"] + [m.strip() for m in os.environ.get(
+    "STEPSTONE_WORKFLOW_MODULES", "").split(",") if m.strip()]
 # STEPSTONE_WORKERS: worker processes per qcluster.
 WORKERS = int(os.environ.get("STEPSTONE_WORKERS", "2"))
 # STEPSTONE_TASK_TIMEOUT: seconds after which django-q2 kills a task; runs hand over to a
@@ -154,6 +157,7 @@ Q_CLUSTER = {
 }
 
 STEPSTONE = {
+    "WORKFLOW_MODULES": WORKFLOW_MODULES,
     "LEASE_SECONDS": LEASE_SECONDS,
     "HEARTBEAT_SECONDS": HEARTBEAT_SECONDS,
     "TASK_SLICE_SECONDS": TASK_SLICE,

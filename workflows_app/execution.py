@@ -21,8 +21,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
-from django.db import DatabaseError, transaction
+import contextlib
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,7 +34,8 @@ from .events import error_text, event_record
 from .models import Checkpoint, PendingRequest, Run, RunEvent
 from .schemas import json_schema
 from .states import RequestStatus, RunStatus
-from .store import DatabaseCheckpointStorage, checkpoint_row, dump_checkpoint
+from .store import (DatabaseCheckpointStorage, checkpoint_row, dump_checkpoint,
+                    load_checkpoint_by_id)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,26 @@ class _StopAfterCheckpoint(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@contextlib.contextmanager
+def _private_event_loop_may_block():
+    """Let this task's ORM calls run on its own event loop.
+
+    Django refuses ORM calls from a thread running an event loop, to protect loops shared by
+    many requests. The loop here is private to one task and the ORM is called only between
+    supersteps, when no handler runs, so blocking it is exactly what is wanted; hopping to
+    another thread for each checkpoint would cost more than the write itself.
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def worker_identity() -> str:
@@ -85,6 +106,7 @@ class RunExecution:
         self.persisted_seq = 0
         self.superstep: int | None = None
         self.outputs: list[Any] = []  # encoded outputs of the run along its lineage
+        self.outputs_dirty = True  # outputs differ from the run row's (e.g. after a resume)
         self.step_outputs: list[Any] = []  # outputs of the superstep in progress
         self.persisted_completions: set[int] = set()
         self.requests: dict[str, dict] = {}  # request_info events not yet saved
@@ -101,10 +123,11 @@ class RunExecution:
             self.seq = self.persisted_seq = RunEvent.objects.filter(run_id=self.run_id).count()
             plan = self._plan(run)
         except Exception as error:  # unknown workflow, unreadable checkpoint...
-            self._finalize("failed", error)
+            live.send(self._finalize("failed", error))
             return f"failed: {error}"
         try:
-            outcome = async_to_sync(self._drive)(plan)
+            with _private_event_loop_may_block():
+                outcome = asyncio.run(self._drive(plan, connections[DEFAULT_DB_ALIAS]))
         except LeaseLost:
             return "stopped: lease lost to another worker"
         return outcome
@@ -131,7 +154,10 @@ class RunExecution:
             self.delivering = list(responses)
         return plan
 
-    async def _drive(self, plan: dict[str, Any]) -> str:
+    async def _drive(self, plan: dict[str, Any], connection: Any) -> str:
+        # Inside an event loop Django would open a new connection per task; keep using this
+        # thread's own (its transaction state, and no connection left open afterwards).
+        connections[DEFAULT_DB_ALIAS] = connection
         workflow = plan["workflow"]
         kwargs = {k: plan[k] for k in ("message", "checkpoint_id", "responses") if k in plan}
         recorder = _Recorder(self)
@@ -164,7 +190,7 @@ class RunExecution:
                 self.buffer.append(self._record({"type": "status", "superstep": None,
                                                  "executor_id": "",
                                                  "data": {"state": "CANCELLED"}}))
-        await sync_to_async(self._finalize)(kind, detail)
+        await live.asend(self._finalize(kind, detail))
         return f"{kind}: {detail}" if detail is not None else kind
 
     # -- events -------------------------------------------------------------------------
@@ -192,8 +218,9 @@ class RunExecution:
         self.buffer.append(self._record(record))
 
     # -- persistence (called in the worker thread) ----------------------------------------
-    def persist(self, checkpoint: WorkflowCheckpoint, document: str) -> None:
-        """Save a checkpoint with everything recorded since the previous one, atomically."""
+    def persist(self, checkpoint: WorkflowCheckpoint, document: str) -> list:
+        """Save a checkpoint with everything recorded since the previous one, atomically;
+        return the live messages announcing what was saved."""
         row = checkpoint_row(checkpoint, self.run_id, document)
         row.outputs = self.step_outputs if checkpoint.kind == "superstep" else []
         self.step_outputs = []
@@ -206,32 +233,39 @@ class RunExecution:
                 "executor_id": "", "data": {"checkpoint_id": checkpoint.checkpoint_id}}))
         now = timezone.now()
         with transaction.atomic():
-            updated = Run.objects.filter(
-                pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING).update(
-                head_checkpoint=row.pk, current_superstep=checkpoint.superstep,
-                restore_from=None, outputs=self.outputs, updated_at=now,
-                lease_expires_at=now + timedelta(seconds=stepstone_settings.LEASE_SECONDS))
-            if not updated:
-                raise LeaseLost()
+            fields = {"head_checkpoint": row.pk, "current_superstep": checkpoint.superstep,
+                      "restore_from": None, "updated_at": now,
+                      "lease_expires_at": now + timedelta(seconds=stepstone_settings.LEASE_SECONDS)}
+            if row.outputs or self.outputs_dirty:
+                fields["outputs"] = self.outputs
+            mine = Run.objects.filter(pk=self.run_id, lease_owner=self.owner,
+                                      status=RunStatus.RUNNING)
+            cancel = False
+            if not mine.filter(cancel_requested=False).update(**fields):
+                # Rare path: find out whether the run was cancelled or taken over.
+                if not mine.update(**fields):
+                    raise LeaseLost()
+                cancel = True
             row.save(force_insert=True)
             RunEvent.objects.bulk_create(events)
             self._save_requests()
             if self.delivering:
                 PendingRequest.objects.filter(request_id__in=self.delivering).update(delivered=True)
-            cancel = Run.objects.filter(pk=self.run_id).values_list(
-                "cancel_requested", flat=True).first()
+        self.outputs_dirty = False
         self.buffer = []
         self.persisted_seq = self.seq
         if checkpoint.kind == "superstep":
             self.persisted_completions.add(checkpoint.superstep)
         self.delivering = []
-        live.publish_events(self.run_id, events)
         if cancel:
-            raise _StopAfterCheckpoint("cancelled")
-        if time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
-            raise _StopAfterCheckpoint("sliced")
+            self.stop_reason = "cancelled"
+        elif time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
+            self.stop_reason = "sliced"
+        return live.events_message(self.run_id, events)
 
     def _save_requests(self) -> None:
+        if not self.requests:
+            return
         for request_id, item in self.requests.items():
             event = item["event"]
             record = item["record"]["data"]
@@ -245,8 +279,9 @@ class RunExecution:
             PendingRequest.objects.update_or_create(request_id=request_id, defaults=fields)
         self.requests = {}
 
-    def _finalize(self, kind: str, detail: Any) -> None:
-        """Record the end of this task's part of the run and hand the run on."""
+    def _finalize(self, kind: str, detail: Any) -> list:
+        """Record the end of this task's part of the run and hand the run on; return the
+        live messages announcing it."""
         now = timezone.now()
         enqueue_again = False
         with transaction.atomic():
@@ -284,15 +319,15 @@ class RunExecution:
             if enqueue_again:
                 from .tasks import enqueue_run
                 transaction.on_commit(lambda: enqueue_run(self.run_id))
-        live.publish_events(self.run_id, events)
-        live.publish_status(self.run_id, fields.get("status", run.status))
+        return (live.events_message(self.run_id, events)
+                + live.status_message(self.run_id, fields.get("status", run.status)))
 
     # -- lease heartbeat --------------------------------------------------------------------
     async def _heartbeat(self) -> None:
         """Renew the lease during long supersteps; stop the engine on cancel or lease loss."""
         while True:
             await asyncio.sleep(stepstone_settings.HEARTBEAT_SECONDS)
-            state = await sync_to_async(self._renew)()
+            state = self._renew()
             if state != "ok" and self.engine_task is not None:
                 self.stop_reason = state
                 self.engine_task.cancel()
@@ -309,15 +344,22 @@ class RunExecution:
 
 
 class _Recorder(DatabaseCheckpointStorage):
-    """The storage the engine writes through during a worker's execution."""
+    """The storage the engine writes through during a worker's execution. It calls the ORM
+    directly: the task's event loop is private (see ``_private_event_loop_may_block``)."""
 
     def __init__(self, execution: RunExecution) -> None:
         self.run_id = execution.run_id
         self.execution = execution
 
+    async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
+        return load_checkpoint_by_id(checkpoint_id)
+
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         document = dump_checkpoint(checkpoint)  # encode here: a bad value fails the run
-        await sync_to_async(self.execution.persist)(checkpoint, document)
+        await live.asend(self.execution.persist(checkpoint, document))
+        if self.execution.stop_reason is not None:
+            # The checkpoint is saved; end this task's part of the run right here.
+            raise _StopAfterCheckpoint(self.execution.stop_reason)
         return checkpoint.checkpoint_id
 
 

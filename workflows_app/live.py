@@ -21,25 +21,38 @@ def run_group(run_id: Any) -> str:
     return f"run-{run_id}"
 
 
-def _send(group: str, message: dict[str, Any]) -> None:
-    if not stepstone_settings.PUBLISH_EVENTS:
+async def asend(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send (group, message) pairs; from async code (the worker's event loop)."""
+    if not messages or not stepstone_settings.PUBLISH_EVENTS:
         return
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:  # never fail a run because a browser could not be told
-        logger.warning("could not publish to %s", group, exc_info=True)
+    for group, message in messages:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # never fail a run because a browser could not be told
+            logger.warning("could not publish to %s", group, exc_info=True)
 
 
-def publish_events(run_id: Any, events: Iterable[Any]) -> None:
+def send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """The same, from synchronous code with no event loop running (views, services)."""
+    if messages and stepstone_settings.PUBLISH_EVENTS:
+        async_to_sync(asend)(messages)
+
+
+def events_message(run_id: Any, events: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
     records = [{"seq": e.seq, "type": e.type, "superstep": e.superstep,
                 "executor_id": e.executor_id, "data": e.data,
                 "created_at": e.created_at.isoformat()} for e in events]
-    if records:
-        _send(run_group(run_id), {"type": "run.events", "run_id": str(run_id), "events": records})
+    if not records:
+        return []
+    return [(run_group(run_id), {"type": "run.events", "run_id": str(run_id), "events": records})]
+
+
+def status_message(run_id: Any, status: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(RUNS_GROUP, {"type": "run.status", "run_id": str(run_id), "status": str(status)})]
 
 
 def publish_status(run_id: Any, status: str) -> None:
-    _send(RUNS_GROUP, {"type": "run.status", "run_id": str(run_id), "status": str(status)})
+    send(status_message(run_id, status))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
-from typing import Any
+from typing import Any, Literal, Never
 
 import pytest
 
 from workflows_app.engine import (CheckpointInfo, Executor, FunctionExecutor,
                                   InMemoryCheckpointStorage, WorkflowBuilder,
                                   WorkflowCheckpoint, WorkflowCheckpointError, WorkflowContext,
-                                  WorkflowRunError, WorkflowRunState, handler)
+                                  WorkflowRunError, WorkflowRunState, handler,
+                                  response_handler)
 
 from .workflows import (ENCODABLE_SAMPLES, PINGPONG_OUTPUT, PINGPONG_SUPERSTEPS, ApprovalRequest,
                         Serve, Return, Sink, build_approval, build_conditional, build_fan_in,
@@ -58,6 +59,16 @@ async def test_one_checkpoint_per_superstep_plus_the_entry_one(storage):
         assert checkpoint.version == "1"
         stamp = datetime.datetime.fromisoformat(checkpoint.timestamp)
         assert stamp.utcoffset() == datetime.timedelta(0)
+
+
+async def test_a_new_run_on_the_same_instance_starts_a_new_lineage(memory_storage):
+    workflow = build_pingpong(memory_storage)
+    await workflow.run(0)
+    second = await workflow.run(5)
+    entry = await memory_storage.load(second[0].checkpoint.checkpoint_id)
+    assert entry.kind == "entry" and entry.superstep == 0
+    assert entry.previous_checkpoint_id is None
+    assert superstep_numbers(second)[0] == 1
 
 
 async def test_a_checkpoint_holds_the_whole_state_of_the_run(memory_storage):
@@ -348,6 +359,48 @@ async def test_bad_responses_with_a_checkpoint_are_refused_with_nothing_changed(
     assert await memory_storage.list_checkpoint_ids() == before
 
 
+async def test_a_response_in_flight_survives_a_checkpoint(storage):
+    await build_approval(storage).run("draft")
+    waiting = (await saved(storage, "approval"))[-1]
+    result = await build_approval(storage).run(checkpoint_id=waiting.checkpoint_id,
+                                               responses={LEGAL: True, FINANCE: False})
+    response_entry = result[0].checkpoint
+    # a new instance restored from the response-entry checkpoint delivers the answers itself
+    fresh = build_approval(storage)
+    replayed = await fresh.run(checkpoint_id=response_entry.checkpoint_id)
+    assert replayed.get_request_info_events() == []
+    assert replayed.get_outputs() == result.get_outputs() == [
+        {"draft": "draft", "decisions": {"legal": True, "finance": False}}]
+
+
+class Chooser(Executor):
+    @handler
+    async def ask(self, question: str, ctx: WorkflowContext) -> None:
+        await ctx.request_info(question, Literal["approve", "reject"] | None, request_id="choice")
+
+    @response_handler
+    async def chosen(self, question: str, answer: Literal["approve", "reject"] | None,
+                     ctx: WorkflowContext[Never, str]) -> None:
+        await ctx.yield_output(f"{question}: {answer}")
+
+
+async def test_response_types_survive_a_checkpoint_and_still_validate(tmp_path):
+    from workflows_app.engine import FileCheckpointStorage
+
+    def build(storage):
+        return WorkflowBuilder(name="chooser", start_executor=Chooser("chooser"),
+                               checkpoint_storage=storage).build()
+
+    storage = FileCheckpointStorage(tmp_path)
+    await build(storage).run("ship it?")
+    waiting = await storage.get_latest("chooser")
+    fresh = build(storage)
+    with pytest.raises(WorkflowRunError, match="must be Literal.* \\| None, got str"):
+        await fresh.run(checkpoint_id=waiting.checkpoint_id, responses={"choice": "maybe"})
+    result = await fresh.run(checkpoint_id=waiting.checkpoint_id, responses={"choice": "approve"})
+    assert result.get_outputs() == ["ship it?: approve"]
+
+
 # --------------------------------------------------------------------------- fan-in buffers
 async def test_fan_in_buffers_survive_a_checkpoint_between_partial_deliveries(storage):
     await build_fan_in(storage).run("Hi")
@@ -396,6 +449,20 @@ async def test_a_checkpoint_of_another_graph_is_refused_naming_what_was_removed(
     message = str(caught.value)
     assert "executors removed: spectator" in message
     assert "edges removed: direct: pong -> spectator" in message
+
+
+async def test_a_changed_start_executor_is_a_different_graph(memory_storage):
+    from .workflows import Pinger, Ponger
+
+    await build_pingpong(memory_storage).run(0)
+    checkpoint = (await saved(memory_storage, "pingpong"))[1]
+    ping, pong = Pinger(), Ponger()
+    flipped = (WorkflowBuilder(name="pingpong", start_executor=pong)
+               .add_edge(ping, pong).add_edge(pong, ping).build())
+    with pytest.raises(WorkflowCheckpointError,
+                       match="start executor changed from 'ping' to 'pong'"):
+        await flipped.run(checkpoint_id=checkpoint.checkpoint_id,
+                          checkpoint_storage=memory_storage)
 
 
 async def test_a_changed_edge_condition_is_a_different_graph(memory_storage):
@@ -560,6 +627,32 @@ async def test_a_checkpoint_with_an_unknown_tag_fails_to_load(memory_storage):
     document["executor_states"]["ping"] = {"__type__": "pickle", "data": "gASV"}
     with pytest.raises(WorkflowCheckpointError, match="unknown type tag 'pickle'"):
         WorkflowCheckpoint.from_dict(document)
+
+
+@pytest.mark.parametrize("field, value, pattern", [
+    ("executor_states", {"ping": [1, 2]}, "state of executor 'ping' must be an object, got list"),
+    ("shared_state", {"__type__": "tuple", "items": [1]}, "shared state must be an object"),
+    ("fan_in_buffers", {"fan_in:a->b": [1]}, "fan-in buffer 'fan_in:a->b' is malformed"),
+    ("fan_in_buffers", {"fan_in:a->b": {"a": "not a list"}}, "fan-in buffer .* is malformed"),
+    ("metadata", {"__type__": "set", "items": []}, "metadata must be an object, got set"),
+])
+async def test_a_checkpoint_of_the_wrong_shape_fails_to_load_and_runs_nothing(
+        tmp_path, field, value, pattern):
+    from workflows_app.engine import FileCheckpointStorage
+
+    storage = FileCheckpointStorage(tmp_path)
+    await build_pingpong(storage).run(0)
+    target = (await saved(storage, "pingpong"))[2]
+    path = tmp_path / f"{target.checkpoint_id}.json"
+    document = json.loads(path.read_text())
+    document[field] = value
+    path.write_text(json.dumps(document))  # edited on disk
+    with pytest.raises(WorkflowCheckpointError, match=pattern):
+        await storage.load(target.checkpoint_id)
+    fresh = build_pingpong(storage)
+    with pytest.raises(WorkflowCheckpointError, match=pattern):
+        await fresh.run(checkpoint_id=target.checkpoint_id)
+    assert fresh.state is None and fresh.executors["ping"].seen == []
 
 
 @pytest.mark.parametrize("change, pattern", [

@@ -106,6 +106,13 @@ async def test_loading_a_missing_id_raises(storage):
         await storage.load(str(uuid.uuid4()))
 
 
+async def test_any_text_round_trips(storage):
+    text = {"accents": "héllo ✓ 漢字 🚀", "lone surrogate": "file-\udcff", "nul": "a\x00b"}
+    checkpoint = make_checkpoint(shared_state=text)
+    await storage.save(checkpoint)
+    assert (await storage.load(checkpoint.checkpoint_id)).shared_state == text
+
+
 async def test_an_unencodable_checkpoint_stores_nothing(storage):
     checkpoint = make_checkpoint(shared_state={"bad": object()})
     with pytest.raises(WorkflowCheckpointError, match=r"shared state\['bad'\]"):

@@ -1,0 +1,134 @@
+"""Stepstone's Django store on SQLite, on the reference workloads.
+
+1. pingpong / fanout through the worker's code path (``RunExecution``) in this process:
+   every checkpoint is a row saved with its events (RunEvent rows), outputs and lease in one
+   transaction. Prints the same JSON fields as ``reference.py`` (storage "django-sqlite").
+2. approval through real django-q2 workers (``manage.py qcluster``): N runs started, each
+   stops on its request, all answered; prints the enqueue-to-first-superstep latency
+   (median, p95) and the runs completed per minute.
+
+    python benchmarks/django_bench.py [--reps 5] [--approval-runs 60] [--skip-worker]
+
+Each invocation uses a fresh temporary data folder (its own SQLite files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def setup_django(data_dir: str) -> None:
+    os.environ["STEPSTONE_DATA_DIR"] = data_dir
+    os.environ["STEPSTONE_WORKFLOW_MODULES"] = "benchmarks.registered"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stepstone.settings")
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    import django
+    django.setup()
+    from django.core.management import call_command
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("migrate", database="channels", interactive=False, verbosity=0)
+
+
+def bench_in_process(workload: str, seed, expected, reps: int) -> dict:
+    from workflows_app import services
+    from workflows_app.execution import RunExecution
+    from workflows_app.models import Checkpoint, Run, RunEvent
+
+    totals, steps, sizes, events, resumes = [], [], [], [], []
+    for _ in range(reps + 1):  # the first repetition warms caches and is dropped
+        run = services.start_run(workload, seed)
+        started = time.perf_counter()
+        RunExecution(run.pk).execute()
+        elapsed = time.perf_counter() - started
+        run = Run.objects.get(pk=run.pk)
+        assert run.status == "completed" and run.outputs == [expected], (run.status, run.outputs, run.error)
+        # resume: a new execution restores the last-but-one checkpoint and finishes
+        chain = list(Checkpoint.objects.filter(run=run).order_by("created_at"))
+        services.resume_run(run.pk, chain[-2].pk)
+        t0 = time.perf_counter()
+        RunExecution(run.pk).execute()
+        resume = time.perf_counter() - t0
+        assert Run.objects.get(pk=run.pk).outputs == [expected]
+        totals.append(elapsed)
+        steps.append(run.current_superstep)
+        sizes.append(sum(c.size_bytes for c in chain))
+        events.append(RunEvent.objects.filter(run=run).count())
+        resumes.append(resume)
+    totals, resumes = totals[1:], resumes[1:]
+    total = statistics.median(totals)
+    return {"workload": workload, "storage": "django-sqlite", "supersteps": steps[-1],
+            "total_s": round(total, 6), "per_superstep_us": round(total / steps[-1] * 1e6, 1),
+            "checkpoints": len(chain), "checkpoint_bytes_total": sizes[-1],
+            "events_recorded": events[-1], "resume_s": round(statistics.median(resumes), 6)}
+
+
+def bench_worker(data_dir: str, runs: int) -> dict:
+    """Approval runs through a real qcluster: latency to first superstep, runs per minute."""
+    from workflows_app import services
+    from workflows_app.models import PendingRequest, Run, RunEvent
+
+    env = {**os.environ, "STEPSTONE_DATA_DIR": data_dir,
+           "STEPSTONE_WORKFLOW_MODULES": "benchmarks.registered", "DJANGO_LOG_LEVEL": "WARNING"}
+    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        time.sleep(3)  # let the workers start before the clock does
+        began = time.time()
+        ids = [services.start_run("approval", "invoice-123").pk for _ in range(runs)]
+        _wait(lambda: Run.objects.filter(pk__in=ids, status="waiting").count() == runs, 120)
+        for request in PendingRequest.objects.filter(run_id__in=ids, status="open"):
+            services.respond(request.request_id, True)
+        _wait(lambda: Run.objects.filter(pk__in=ids, status="completed").count() == runs, 120)
+        finished = time.time()
+        latencies = []
+        for run in Run.objects.filter(pk__in=ids):
+            assert run.outputs == ["INVOICE-123:approved"], run.outputs
+            first = RunEvent.objects.filter(run=run, type="superstep_started").order_by("seq").first()
+            latencies.append((first.created_at - run.created_at).total_seconds())
+    finally:
+        os.killpg(cluster.pid, 15)
+        cluster.wait(timeout=30)
+    latencies.sort()
+    return {"workload": "approval", "storage": "django-sqlite", "mode": "qcluster",
+            "runs": runs, "workers": int(os.environ.get("STEPSTONE_WORKERS", "2")),
+            "enqueue_to_first_superstep_ms_median": round(statistics.median(latencies) * 1e3, 1),
+            "enqueue_to_first_superstep_ms_p95": round(latencies[int(0.95 * (runs - 1))] * 1e3, 1),
+            "runs_per_minute": round(runs / (finished - began) * 60, 1)}
+
+
+def _wait(condition, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError("benchmark runs did not finish in time")
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--approval-runs", type=int, default=60)
+    parser.add_argument("--skip-worker", action="store_true")
+    args = parser.parse_args()
+    data_dir = tempfile.mkdtemp(prefix="stepstone-bench-")
+    setup_django(data_dir)
+    print(json.dumps(bench_in_process("pingpong", 0, 199, args.reps)), flush=True)
+    print(json.dumps(bench_in_process("fanout", 0, 20, args.reps)), flush=True)
+    if not args.skip_worker:
+        print(json.dumps(bench_worker(data_dir, args.approval_runs)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
