@@ -105,6 +105,9 @@ def _registered_class(name: Any) -> type:
 
 
 # --------------------------------------------------------------------------- encoding
+_SCALARS = frozenset({str, int, bool, type(None)})  # encoded as themselves (floats: see below)
+
+
 def encode_value(value: Any) -> Any:
     """Encode ``value`` as JSON natives, tagging what JSON cannot hold.
 
@@ -115,8 +118,8 @@ def encode_value(value: Any) -> Any:
     if cls is str or cls is int or cls is bool or value is None:
         return value
     if cls is list:
-        try:
-            return [encode_value(item) for item in value]
+        try:  # JSON scalars are their own encoding: skip the call for them (lists of str)
+            return [item if type(item) in _SCALARS else encode_value(item) for item in value]
         except CheckpointEncodingError as error:
             raise _locate_in_sequence(error, value) from None
     if cls is dict:

@@ -204,8 +204,9 @@ class Executor:
             "id": self.id,
             "type": self.type_name,
             "input_types": [type_name(t) for t in self.input_types],
-            "output_types": [type_name(t) for t in self.send_types() or ()],
-            "yield_types": [type_name(t) for t in self.yield_types() or ()],
+            # None: not declared (a bare WorkflowContext); []: declared as Never.
+            "output_types": _names(self.send_types()),
+            "yield_types": _names(self.yield_types()),
             "requests": [{"request_type": type_name(s.request_type),
                           "response_type": type_name(s.response_type)}
                          for s in self.response_handler_specs()],
@@ -227,6 +228,10 @@ class Executor:
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self.id!r}>"
+
+
+def _names(types: tuple | None) -> list[str] | None:
+    return None if types is None else [type_name(t) for t in types]
 
 
 def _union_declared(declared: list[tuple | None]) -> tuple | None:

@@ -119,9 +119,8 @@ class Runner:
             (target_id, batch), = by_target.items()
             failures = [(target_id, await self._run_executor(executors[target_id], batch, stage))]
         else:
-            results = await asyncio.gather(*(
-                self._run_executor(executors[tid], batch, stage) for tid, batch in by_target.items()))
-            failures = list(zip(by_target, results))
+            failures = await self._run_concurrently(
+                [(tid, executors[tid], batch) for tid, batch in by_target.items()], stage)
         for executor_id, error in failures:
             if error is not None:
                 self.shared_state.discard()
@@ -148,6 +147,27 @@ class Runner:
         self.emit(SuperstepCompletedEvent(number, info))
         if self.pending and self.pending_requests and self.state is WorkflowRunState.IN_PROGRESS:
             self.set_state(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS)
+
+    async def _run_concurrently(self, work: list[tuple[str, Executor, list[Message]]],
+                                stage: SuperstepStage) -> list[tuple[str, BaseException | None]]:
+        """Run executors side by side; the first failure cancels the others (one may be
+        waiting on the one that failed), since the superstep is lost anyway."""
+        tasks = {asyncio.ensure_future(self._run_executor(executor, batch, stage)): tid
+                 for tid, executor, batch in work}
+        try:
+            for finished in asyncio.as_completed(tasks):
+                error = await finished
+                if error is not None:
+                    failed = next(tid for task, tid in tasks.items()
+                                  if task.done() and not task.cancelled() and task.result() is error)
+                    return [(failed, error)]
+        finally:
+            pending = [task for task in tasks if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        return []
 
     async def _run_executor(self, executor: Executor, batch: list[Message],
                             stage: SuperstepStage) -> BaseException | None:

@@ -101,10 +101,14 @@ class FileCheckpointStorage:
     """One JSON file per checkpoint in ``path``, written atomically (temp file, fsync,
     rename), so a crash leaves either the old state or the whole new checkpoint.
 
-    ``get_latest`` reads a small per-workflow pointer file instead of decoding the folder;
-    it falls back to a scan only when the pointer is missing or stale. Corrupt files are
-    skipped with a warning when listing and raise ``WorkflowCheckpointError`` on load.
+    ``get_latest`` reads the tail of a small per-workflow log of saved ids (one line appended
+    per save: no temp file and no rename, far cheaper than rewriting a pointer file) instead
+    of decoding the folder; it scans the folder only when the log names no loadable
+    checkpoint of that workflow. Corrupt files are skipped with a warning when listing and
+    raise ``WorkflowCheckpointError`` on load.
     """
+
+    _LOG_TAIL = 8192  # bytes of the id log get_latest reads (about 220 ids)
 
     def __init__(self, path: str | os.PathLike, *, fsync: bool = True) -> None:
         self.path = Path(path)
@@ -147,10 +151,30 @@ class FileCheckpointStorage:
         # bytes for those), so a checkpoint that saves in memory saves on disk too.
         data = json.dumps(checkpoint.to_dict(), separators=(",", ":")).encode("ascii")
         self._write_atomically(target, data)
-        # The pointer is written after the checkpoint: "latest" is the newest completed save.
-        self._write_atomically(self._pointer(checkpoint.workflow_name),
-                               checkpoint.checkpoint_id.encode())
+        # Logged after the checkpoint is in place: the log's last id is the newest completed save.
+        self._log_saved(checkpoint.workflow_name, checkpoint.checkpoint_id)
         return checkpoint.checkpoint_id
+
+    def _log_saved(self, workflow_name: str, checkpoint_id: str) -> None:
+        # One short O_APPEND write is atomic, so concurrent savers never interleave.
+        fd = os.open(self._pointer(workflow_name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, checkpoint_id.encode() + b"\n")
+        finally:
+            os.close(fd)
+
+    def _logged_ids(self, workflow_name: str) -> list[str]:
+        """Ids from the tail of the workflow's save log, newest first ([] when it has none)."""
+        try:
+            with open(self._pointer(workflow_name), "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - self._LOG_TAIL))
+                lines = handle.read().split(b"\n")
+        except OSError:
+            return []
+        if size > self._LOG_TAIL:
+            lines = lines[1:]  # the first line read may be cut
+        return [line.decode("utf-8", "replace").strip() for line in reversed(lines) if line.strip()]
 
     def _read(self, path: Path) -> WorkflowCheckpoint:
         try:
@@ -192,14 +216,24 @@ class FileCheckpointStorage:
 
     async def get_latest(self, workflow_name: str | None = None) -> WorkflowCheckpoint | None:
         if workflow_name is not None:
-            try:
-                cid = self._pointer(workflow_name).read_text().strip()
-                checkpoint = await self.load(cid)
+            for cid in self._logged_ids(workflow_name):
+                try:
+                    checkpoint = await self.load(cid)
+                except WorkflowCheckpointError:
+                    continue  # deleted since, corrupt, or a torn line: try the one before
                 if checkpoint.workflow_name == workflow_name:
                     return checkpoint
-            except (OSError, WorkflowCheckpointError):
-                pass  # missing or stale pointer: scan below
+        else:
+            # Newest file first, by modification time: decode only until one reads.
+            for path in sorted(self._files(), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+                try:
+                    return self._read(path)
+                except (OSError, WorkflowCheckpointError) as error:
+                    logger.warning("skipping unreadable checkpoint file %s: %s", path, error)
+            return None
         candidates = await self.list_checkpoints(workflow_name)
+        if candidates:  # log it again, so the next call is cheap again
+            self._log_saved(workflow_name, candidates[-1].checkpoint_id)
         return candidates[-1] if candidates else None
 
     async def delete(self, checkpoint_id: str) -> bool:

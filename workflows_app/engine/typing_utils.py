@@ -27,6 +27,8 @@ def union_members(tp: Any) -> tuple[Any, ...]:
 
 def is_instance_of(value: Any, tp: Any) -> bool:
     """Whether ``value`` conforms to the annotation ``tp`` (containers are checked deeply)."""
+    if type(tp) is type and tp.__name__ != "Never":  # fast path: a plain class (int, a dataclass)
+        return isinstance(value, tp)
     if tp is Any or tp is object or isinstance(tp, typing.TypeVar):
         return True
     if tp is None or tp is type(None):
