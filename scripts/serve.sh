@@ -20,6 +20,9 @@ trap stop INT TERM EXIT
 
 "$BIN/daphne" -b "$HOST" -p "$PORT" stepstone.asgi:application &
 pids+=($!)
+# The workers that execute runs (django-q2, ORM broker on the same database).
+"$PYTHON" manage.py qcluster &
+pids+=($!)
 
 # Stop everything as soon as one process exits.
 wait -n
