@@ -12,7 +12,6 @@ waits on requests, is cancelled, or has run for a slice (then it re-enqueues its
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -28,14 +27,14 @@ from django.utils import timezone
 
 from . import live, registry
 from .conf import stepstone_settings
-from .engine import WorkflowCheckpoint, WorkflowEvent, WorkflowRunState
+from .engine import WorkflowCheckpoint, WorkflowCheckpointError, WorkflowEvent, WorkflowRunState
 from .engine.encoding import decode_value
 from .events import error_text, event_record
 from .models import Checkpoint, PendingRequest, Run, RunEvent
 from .schemas import json_schema
 from .states import RequestStatus, RunStatus
-from .store import (DatabaseCheckpointStorage, checkpoint_row, dump_checkpoint,
-                    load_checkpoint_by_id)
+from .store import (DatabaseCheckpointStorage, checkpoint_row, dump_checkpoint, insert_rows,
+                    load_checkpoint_by_id, update_where)
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ class RunExecution:
         self.run_id = run_id
         self.owner = owner or worker_identity()
         self.started = time.monotonic()
-        self.buffer: list[RunEvent] = []  # recorded events not yet saved
+        self.buffer: list[dict] = []  # recorded RunEvent rows not yet saved
         self.seq = 0
         self.persisted_seq = 0
         self.superstep: int | None = None
@@ -113,6 +112,7 @@ class RunExecution:
         self.delivering: list[str] = []  # answered requests this execution delivers
         self.stop_reason: str | None = None
         self.engine_task: asyncio.Task | None = None
+        self.publisher = live.Publisher()
 
     # -- entry point ------------------------------------------------------------------
     def execute(self) -> str:
@@ -127,10 +127,11 @@ class RunExecution:
             return f"failed: {error}"
         try:
             with _private_event_loop_may_block():
-                outcome = asyncio.run(self._drive(plan, connections[DEFAULT_DB_ALIAS]))
+                return asyncio.run(self._drive(plan, connections[DEFAULT_DB_ALIAS]))
         except LeaseLost:
             return "stopped: lease lost to another worker"
-        return outcome
+        finally:
+            self.publisher.close()
 
     def _plan(self, run: Run) -> dict[str, Any]:
         # Building the workflow registers its message types, which decoding needs.
@@ -145,7 +146,10 @@ class RunExecution:
         else:
             self.outputs = list(run.outputs)
         row = Checkpoint.objects.get(pk=checkpoint_id)
-        pending = json.loads(row.document).get("pending_requests", {})
+        try:
+            pending = row.decoded().get("pending_requests", {})
+        except ValueError as error:
+            raise WorkflowCheckpointError(f"checkpoint {row.pk} is corrupt: {error}") from None
         answered = PendingRequest.objects.filter(
             run=run, status=RequestStatus.ANSWERED, delivered=False, request_id__in=list(pending))
         responses = {r.request_id: decode_value(r.response) for r in answered}
@@ -190,17 +194,17 @@ class RunExecution:
                 self.buffer.append(self._record({"type": "status", "superstep": None,
                                                  "executor_id": "",
                                                  "data": {"state": "CANCELLED"}}))
-        await live.asend(self._finalize(kind, detail))
+        self.publisher.send(self._finalize(kind, detail))
         return f"{kind}: {detail}" if detail is not None else kind
 
     # -- events -------------------------------------------------------------------------
-    def _record(self, record: dict[str, Any]) -> RunEvent:
+    def _record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A ``RunEvent`` row, as a dict of its columns (``insert_rows`` takes those)."""
         self.seq += 1
-        return RunEvent(run_id=self.run_id, seq=self.seq, type=record["type"][:40],
-                        superstep=record["superstep"] if record["superstep"] is not None
-                        else self.superstep,
-                        executor_id=record["executor_id"][:100], data=record["data"],
-                        created_at=timezone.now())
+        superstep = record["superstep"] if record["superstep"] is not None else self.superstep
+        return {"run_id": self.run_id, "seq": self.seq, "type": record["type"][:40],
+                "superstep": superstep, "executor_id": record["executor_id"][:100],
+                "data": record["data"], "created_at": timezone.now()}
 
     def _on_event(self, event: WorkflowEvent) -> None:
         kind = event.type
@@ -238,16 +242,16 @@ class RunExecution:
                       "lease_expires_at": now + timedelta(seconds=stepstone_settings.LEASE_SECONDS)}
             if row.outputs or self.outputs_dirty:
                 fields["outputs"] = self.outputs
-            mine = Run.objects.filter(pk=self.run_id, lease_owner=self.owner,
-                                      status=RunStatus.RUNNING)
+            # Fenced by the lease: a worker that lost the run writes nothing.
+            mine = {"id": self.run_id, "lease_owner": self.owner, "status": RunStatus.RUNNING}
             cancel = False
-            if not mine.filter(cancel_requested=False).update(**fields):
+            if not update_where(Run, {**mine, "cancel_requested": False}, fields):
                 # Rare path: find out whether the run was cancelled or taken over.
-                if not mine.update(**fields):
+                if not update_where(Run, mine, fields):
                     raise LeaseLost()
                 cancel = True
-            row.save(force_insert=True)
-            RunEvent.objects.bulk_create(events)
+            insert_rows(Checkpoint, [row])
+            insert_rows(RunEvent, events)
             self._save_requests()
             if self.delivering:
                 PendingRequest.objects.filter(request_id__in=self.delivering).update(delivered=True)
@@ -288,8 +292,7 @@ class RunExecution:
             run = Run.objects.filter(pk=self.run_id, lease_owner=self.owner).first()
             if run is None:
                 raise LeaseLost()
-            if self.buffer:
-                RunEvent.objects.bulk_create(self.buffer)
+            insert_rows(RunEvent, self.buffer)
             self._save_requests()
             fields: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None,
                                       "updated_at": now, "outputs": self.outputs}
@@ -356,7 +359,7 @@ class _Recorder(DatabaseCheckpointStorage):
 
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         document = dump_checkpoint(checkpoint)  # encode here: a bad value fails the run
-        await live.asend(self.execution.persist(checkpoint, document))
+        self.execution.publisher.send(self.execution.persist(checkpoint, document))
         if self.execution.stop_reason is not None:
             # The checkpoint is saved; end this task's part of the run right here.
             raise _StopAfterCheckpoint(self.execution.stop_reason)

@@ -4,7 +4,11 @@ the database, and a page that missed some asks for them by ``seq``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
+import threading
+import time
 from typing import Any, Iterable
 
 from asgiref.sync import async_to_sync
@@ -15,6 +19,7 @@ from .conf import stepstone_settings
 logger = logging.getLogger(__name__)
 
 RUNS_GROUP = "runs"
+BATCH_SECONDS = 0.02  # a worker's messages are sent at most this late
 
 
 def run_group(run_id: Any) -> str:
@@ -41,10 +46,72 @@ def send(messages: list[tuple[str, dict[str, Any]]]) -> None:
         async_to_sync(asend)(messages)
 
 
-def events_message(run_id: Any, events: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
-    records = [{"seq": e.seq, "type": e.type, "superstep": e.superstep,
-                "executor_id": e.executor_id, "data": e.data,
-                "created_at": e.created_at.isoformat()} for e in events]
+class Publisher:
+    """Sends a worker's messages from a thread of its own, in order, so that a run never
+    waits for the channel layer (its writes and polling live in another database)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        if not messages or not stepstone_settings.PUBLISH_EVENTS:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="stepstone-publisher",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(messages)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (waiting at most ``timeout`` seconds), then stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()  # one loop for the thread's life, not one per send
+        try:
+            done = False
+            while not done:
+                batch = [self._queue.get()]
+                # Gather what arrives within a short window and send it together: a fast run
+                # then costs a few sends a second instead of one per superstep.
+                deadline = time.monotonic() + BATCH_SECONDS
+                while batch[-1] is not None and (left := deadline - time.monotonic()) > 0:
+                    try:
+                        batch.append(self._queue.get(timeout=left))
+                    except queue.Empty:
+                        break
+                done = batch[-1] is None
+                messages = _coalesce([m for item in batch if item for m in item])
+                loop.run_until_complete(asend(messages))
+        finally:
+            loop.close()
+            from django.db import connections
+            connections.close_all()  # this thread's connections end with it
+
+
+def _coalesce(messages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """One message per group: events concatenated in order, the last status of each run."""
+    merged: dict[tuple, tuple[str, dict[str, Any]]] = {}
+    for group, message in messages:
+        key = (group, message["type"], message["run_id"])
+        if key in merged and message["type"] == "run.events":
+            merged[key][1]["events"].extend(message["events"])
+        else:
+            merged.pop(key, None)  # re-inserted last: keeps the order of first appearance
+            merged[key] = (group, {**message, "events": list(message["events"])}
+                           if message["type"] == "run.events" else message)
+    return list(merged.values())
+
+
+def events_message(run_id: Any, events: Iterable[dict]) -> list[tuple[str, dict[str, Any]]]:
+    """The message carrying recorded ``RunEvent`` rows (dicts of their columns)."""
+    records = [{"seq": e["seq"], "type": e["type"], "superstep": e["superstep"],
+                "executor_id": e["executor_id"], "data": e["data"],
+                "created_at": e["created_at"].isoformat()} for e in events]
     if not records:
         return []
     return [(run_group(run_id), {"type": "run.events", "run_id": str(run_id), "events": records})]

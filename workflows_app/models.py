@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
 
 from django.conf import settings
 from django.db import models
@@ -55,10 +56,11 @@ class Run(models.Model):
     source_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True,
                                           on_delete=models.SET_NULL, related_name="+",
                                           help_text="checkpoint this run was rehydrated from")
-    head_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True,
+    # Rewritten at every checkpoint: no index to maintain (nothing looks runs up by them).
+    head_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True, db_index=False,
                                         on_delete=models.SET_NULL, related_name="+",
                                         help_text="newest checkpoint: where the run continues")
-    restore_from = models.ForeignKey("Checkpoint", null=True, blank=True,
+    restore_from = models.ForeignKey("Checkpoint", null=True, blank=True, db_index=False,
                                      on_delete=models.SET_NULL, related_name="+",
                                      help_text="checkpoint the next execution restores first")
     cancel_requested = models.BooleanField(default=False)
@@ -79,23 +81,28 @@ class Run(models.Model):
 
 
 class Checkpoint(models.Model):
-    """One engine checkpoint, stored as its JSON document. Never modified once written."""
+    """One engine checkpoint, stored as its JSON document, zlib-compressed (checkpoint JSON
+    is repetitive: pingpong's shrink about twentyfold, and SQLite writes less per commit).
+    Never modified once written."""
 
     checkpoint_id = models.CharField(max_length=64, primary_key=True)
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    # Indexed by (run, created_at) below; a second index on run alone would only cost writes.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints",
+                            db_index=False)
     workflow_name = models.CharField(max_length=100)
     superstep = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=CheckpointKind.choices)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="next_checkpoints", db_constraint=False)
     graph_signature_hash = models.CharField(max_length=64)
-    document = models.TextField(help_text="the checkpoint as compact JSON")
-    size_bytes = models.PositiveIntegerField()
-    content_hash = models.CharField(max_length=64, help_text="sha256 of the document")
+    document = models.BinaryField(help_text="the checkpoint as compact JSON, zlib-compressed")
+    size_bytes = models.PositiveIntegerField(help_text="bytes stored (compressed)")
+    json_bytes = models.PositiveIntegerField(default=0, help_text="bytes of the JSON document")
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the JSON document")
     pending_request_count = models.PositiveIntegerField(default=0)
     outputs = models.JSONField(default=list, blank=True,
                                help_text="encoded outputs yielded in the superstep it ends")
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["created_at"]
@@ -107,9 +114,16 @@ class Checkpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} @ superstep {self.superstep} ({self.checkpoint_id[:8]})"
 
+    def document_text(self) -> str:
+        """The checkpoint's JSON; raises ``ValueError`` if the stored bytes are corrupt."""
+        try:
+            return zlib.decompress(bytes(self.document)).decode("ascii")
+        except (zlib.error, UnicodeDecodeError, TypeError) as error:
+            raise ValueError(f"stored document does not decompress: {error}") from None
+
     def decoded(self) -> dict:
         """The stored document as JSON natives (type tags left in place)."""
-        return json.loads(self.document)
+        return json.loads(self.document_text())
 
 
 class PendingRequest(models.Model):
@@ -141,7 +155,8 @@ class PendingRequest(models.Model):
 class RunEvent(models.Model):
     """One engine event of a run. Append-only; ``seq`` orders a run's events from 1."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # The unique (run, seq) index serves lookups by run; no separate index on run.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     superstep = models.PositiveIntegerField(null=True, blank=True)

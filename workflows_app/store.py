@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from datetime import datetime
+from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connections, router, transaction
 
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
 from .models import Checkpoint, Run
@@ -23,7 +25,8 @@ def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None 
     """The (unsaved) row for ``checkpoint``; ``document`` is its JSON if already encoded."""
     if document is None:
         document = dump_checkpoint(checkpoint)
-    encoded = document.encode()
+    encoded = document.encode("ascii")
+    stored = zlib.compress(encoded, 1)  # level 1: most of the gain for a fraction of the time
     return Checkpoint(
         checkpoint_id=checkpoint.checkpoint_id,
         run_id=run_id,
@@ -32,12 +35,70 @@ def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None 
         kind=checkpoint.metadata.get("kind", "superstep"),
         previous_id=checkpoint.previous_checkpoint_id,
         graph_signature_hash=checkpoint.graph_signature_hash,
-        document=document,
-        size_bytes=len(encoded),
+        document=stored,
+        size_bytes=len(stored),
+        json_bytes=len(encoded),
         content_hash=hashlib.sha256(encoded).hexdigest(),
         pending_request_count=len(checkpoint.pending_requests),
         created_at=datetime.fromisoformat(checkpoint.timestamp),
     )
+
+
+_INSERT_SQL: dict[tuple, tuple[str, list]] = {}
+
+
+def insert_rows(model: type, objects: list) -> None:
+    """INSERT rows (model instances, or dicts of attribute values with every column) with
+    one prepared statement (no signals, no returned ids).
+
+    The worker saves a checkpoint and its events every superstep; Django's ``bulk_create``
+    spends several times longer building the statement than the database takes to run it.
+    Values go through each field's ``get_db_prep_save``, as ``bulk_create`` does.
+    """
+    if not objects:
+        return
+    connection = connections[router.db_for_write(model)]
+    key = (model, connection.alias)
+    if key not in _INSERT_SQL:
+        fields = [f for f in model._meta.concrete_fields
+                  if not (f.primary_key and f.get_internal_type().endswith("AutoField"))]
+        quote = connection.ops.quote_name
+        sql = (f"INSERT INTO {quote(model._meta.db_table)} "
+               f"({', '.join(quote(f.column) for f in fields)}) "
+               f"VALUES ({', '.join(['%s'] * len(fields))})")
+        _INSERT_SQL[key] = (sql, fields)
+    sql, fields = _INSERT_SQL[key]
+    if isinstance(objects[0], dict):
+        rows = [tuple(f.get_db_prep_save(obj[f.attname], connection) for f in fields)
+                for obj in objects]
+    else:
+        rows = [tuple(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields)
+                for obj in objects]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+_UPDATE_SQL: dict[tuple, str] = {}
+
+
+def update_where(model: type, where: dict[str, Any], values: dict[str, Any]) -> int:
+    """``UPDATE model SET values WHERE where`` (all equalities, by attribute name) with a
+    cached statement; returns the number of rows changed. The hot-path twin of
+    ``QuerySet.filter(**where).update(**values)``, whose query building costs more than the
+    update itself."""
+    connection = connections[router.db_for_write(model)]
+    key = (model, connection.alias, tuple(values), tuple(where))
+    meta = model._meta
+    if key not in _UPDATE_SQL:
+        quote = connection.ops.quote_name
+        assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in values)
+        conditions = " AND ".join(f"{quote(meta.get_field(name).column)} = %s" for name in where)
+        _UPDATE_SQL[key] = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}"
+    params = [meta.get_field(name).get_db_prep_save(value, connection)
+              for name, value in (*values.items(), *where.items())]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_SQL[key], params)
+        return cursor.rowcount
 
 
 def dump_checkpoint(checkpoint: WorkflowCheckpoint) -> str:
@@ -47,11 +108,15 @@ def dump_checkpoint(checkpoint: WorkflowCheckpoint) -> str:
 
 def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:
     """Decode a row; a corrupt document raises ``WorkflowCheckpointError`` naming it."""
-    if hashlib.sha256(row.document.encode()).hexdigest() != row.content_hash:
+    try:
+        text = row.document_text()
+    except ValueError as error:
+        raise WorkflowCheckpointError(f"checkpoint {row.checkpoint_id} is corrupt: {error}") from None
+    if hashlib.sha256(text.encode("ascii")).hexdigest() != row.content_hash:
         raise WorkflowCheckpointError(
             f"checkpoint {row.checkpoint_id} is corrupt: its content does not match its hash")
     try:
-        document = json.loads(row.document)
+        document = json.loads(text)
     except ValueError as error:
         raise WorkflowCheckpointError(
             f"checkpoint {row.checkpoint_id} is corrupt: {error}") from None

@@ -125,7 +125,7 @@ def test_cancel_of_a_waiting_run_cancels_its_requests(execute):
 def test_corrupted_checkpoint_fails_only_its_run_with_a_clear_error(execute):
     broken = execute(services.start_run("document-review", {"title": "A"}))
     healthy = execute(services.start_run("document-review", {"title": "B"}))
-    Checkpoint.objects.filter(pk=broken.head_checkpoint_id).update(document='{"oops": 1}')
+    Checkpoint.objects.filter(pk=broken.head_checkpoint_id).update(document=b'{"oops": 1}')
     services.respond(broken.requests.get().request_id, {"approved": True})
     services.respond(healthy.requests.get().request_id, {"approved": True})
     broken, healthy = execute(broken), execute(healthy)
