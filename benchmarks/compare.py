@@ -33,15 +33,19 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "reference.py"
+DJANGO_BENCH = HERE / "django_bench.py"
 PEERS = HERE / "peers.sh"
 DEFAULT_OUT = HERE / "results" / "latest.json"
 
 WORKLOADS = ("pingpong", "fanout", "approval")
-STORAGES = ("none", "inmemory", "file", "file-nofsync")
-MAF_STORAGE = {"none": "none", "inmemory": "inmemory", "file": "file", "file-nofsync": "file"}
-LG_STORAGE = {"none": "none", "inmemory": "memory", "file": "sqlite", "file-nofsync": "sqlite"}
+STORAGES = ("none", "inmemory", "file", "file-nofsync", "django-sqlite")
+MAF_STORAGE = {"none": "none", "inmemory": "inmemory", "file": "file", "file-nofsync": "file",
+               "django-sqlite": "file"}
+LG_STORAGE = {"none": "none", "inmemory": "memory", "file": "sqlite", "file-nofsync": "sqlite",
+              "django-sqlite": "sqlite"}
 
-# (label, workload, storage, metric, limit as a fraction of MAF's figure)
+# (label, workload, storage, metric, limit as a fraction of the peer's figure[, peer,
+# peer storage]); the peer is MAF with the same storage kind unless named.
 TARGETS = [
     ("pingpong none: per superstep <= 1/3 of MAF", "pingpong", "none", "per_superstep_us", 1 / 3),
     ("pingpong inmemory: per superstep <= 1/2 of MAF", "pingpong", "inmemory",
@@ -51,6 +55,11 @@ TARGETS = [
     ("approval inmemory: rehydrate-and-finish resume_s <= MAF", "approval", "inmemory",
      "resume_s", 1.0),
     ("approval file: rehydrate-and-finish resume_s <= MAF", "approval", "file", "resume_s", 1.0),
+    # issue 3: the Django store on SQLite, events included
+    ("pingpong django-sqlite: per superstep <= 1/2 of MAF file", "pingpong", "django-sqlite",
+     "per_superstep_us", 1 / 2, "maf", "file"),
+    ("pingpong django-sqlite: per superstep <= LangGraph sqlite", "pingpong", "django-sqlite",
+     "per_superstep_us", 1.0, "langgraph", "sqlite"),
 ]
 
 
@@ -161,7 +170,8 @@ def table(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
 
 def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
     out = [
-        "S = Stepstone (reference.py), MAF = agent-framework-core, LG = LangGraph.",
+        "S = Stepstone (reference.py; django-sqlite rows: django_bench.py, the worker's code path",
+        "  with every event recorded as a row), MAF = agent-framework-core, LG = LangGraph.",
         "Peer storage beside ours: MAF none/inmemory/file (MAF's file storage does not fsync, so",
         "  the file-nofsync row repeats MAF file); LG none/memory/sqlite (durability=async).",
         "resume: S and MAF pingpong/fanout = NEW instance restores the last-but-one checkpoint and",
@@ -186,14 +196,24 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
                          f"{fmt(value(a, 'resume_s'), 1e3, 3)} vs {fmt(value(b, 'resume_s'), 1e3, 3)} ms")
     if fsync:
         out.append("S file fsync=True vs fsync=False: " + "; ".join(fsync) + ".")
+    for row in ours:
+        if row.get("mode") == "qcluster":
+            out.append(f"S approval through {row['workers']} qcluster workers, {row['runs']} runs: "
+                       f"enqueue-to-first-superstep median "
+                       f"{row['enqueue_to_first_superstep_ms_median']} ms (p95 "
+                       f"{row['enqueue_to_first_superstep_ms_p95']} ms), "
+                       f"{row['runs_per_minute']} runs completed per minute.")
     return out
 
 
-def check_targets(ours: list[dict], maf: list[dict]) -> list[dict[str, Any]]:
+def check_targets(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[dict[str, Any]]:
     verdicts = []
-    for label, workload, storage, metric, fraction in TARGETS:
+    for label, workload, storage, metric, fraction, *peer in TARGETS:
+        peer_name, peer_storage = peer or ("maf", storage)
         s = value(find(ours, workload, storage), metric)
-        m = value(find(maf, workload, storage), metric)
+        m = value(find(maf, workload, peer_storage) if peer_name == "maf"
+                  else lg_row(lg, workload, "file") if peer_storage == "sqlite"
+                  else None, metric)
         if s is None or m is None:
             verdicts.append({"target": label, "verdict": "MISSING", "stepstone": s, "maf": m})
             continue
@@ -213,7 +233,7 @@ def describe_verdict(v: dict[str, Any]) -> str:
     else:
         s, m, lim, unit, digits = v["stepstone"], v["maf"], v["limit"], "us", 1
     return (f"{v['verdict']:<5} {v['target']}: Stepstone {s:.{digits}f} {unit} vs limit "
-            f"{lim:.{digits}f} {unit} (MAF {m:.{digits}f} {unit}; ratio {v['ratio']:.3f}, "
+            f"{lim:.{digits}f} {unit} (peer {m:.{digits}f} {unit}; ratio {v['ratio']:.3f}, "
             f"max {v['max_ratio']:.3f})")
 
 
@@ -221,9 +241,9 @@ def report(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[dict[str, 
     print("\n".join(table(ours, maf, lg)))
     print()
     print("\n".join(notes(ours, maf, lg)))
-    verdicts = check_targets(ours, maf)
+    verdicts = check_targets(ours, maf, lg)
     print()
-    print("Targets (Stepstone vs MAF, same run):")
+    print("Targets (Stepstone vs the peers, same run):")
     for v in verdicts:
         print("  " + describe_verdict(v))
     passed = sum(v["verdict"] == "PASS" for v in verdicts)
@@ -240,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                              "latest.json)")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions for reference.py (the peers always use 5)")
+    parser.add_argument("--no-django", action="store_true",
+                        help="skip the Django store benchmark (django_bench.py)")
+    parser.add_argument("--worker", action="store_true",
+                        help="also run the approval workflow through real qcluster workers")
     parser.add_argument("--from", dest="source", type=Path, default=None,
                         help="re-print the report of a saved --out file instead of running")
     args = parser.parse_args(argv)
@@ -255,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     peers_cmd = [str(PEERS), "run"]
     started = datetime.datetime.now(datetime.timezone.utc)
     ref_rc, ours = run(reference_cmd)
+    django_cmd = [sys.executable, str(DJANGO_BENCH)] + ([] if args.worker else ["--skip-worker"])
+    if args.reps is not None:
+        django_cmd += ["--reps", str(args.reps)]
+    if not args.no_django:
+        django_rc, django_rows = run(django_cmd)
+        ours += django_rows
+        ref_rc = ref_rc or django_rc
     peers_rc, peer_rows = run(peers_cmd)
     maf, lg = split_peers(peer_rows)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -98,8 +99,12 @@ def bench_worker(data_dir: str, runs: int) -> dict:
             first = RunEvent.objects.filter(run=run, type="superstep_started").order_by("seq").first()
             latencies.append((first.created_at - run.created_at).total_seconds())
     finally:
-        os.killpg(cluster.pid, 15)
-        cluster.wait(timeout=30)
+        os.killpg(cluster.pid, signal.SIGINT)  # what Ctrl-C sends: the cluster stops cleanly
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait()
     latencies.sort()
     return {"workload": "approval", "storage": "django-sqlite", "mode": "qcluster",
             "runs": runs, "workers": int(os.environ.get("STEPSTONE_WORKERS", "2")),

@@ -296,6 +296,12 @@ class RunExecution:
             self._save_requests()
             fields: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None,
                                       "updated_at": now, "outputs": self.outputs}
+            if kind == "finished" and run.restore_from_id is not None:
+                # No checkpoint was written (persist clears restore_from): the restored one,
+                # e.g. with only pending requests, is where the run continues from now.
+                fields["head_checkpoint_id"] = run.restore_from_id
+                fields["current_superstep"] = Checkpoint.objects.filter(
+                    pk=run.restore_from_id).values_list("superstep", flat=True).first() or 0
             if kind == "finished" and detail is WorkflowRunState.IDLE:
                 fields.update(status=RunStatus.COMPLETED, finished_at=now, restore_from=None)
             elif kind == "finished":

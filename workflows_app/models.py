@@ -73,7 +73,6 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
-            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
         ]
 
     def __str__(self) -> str:
@@ -98,7 +97,7 @@ class Checkpoint(models.Model):
     document = models.BinaryField(help_text="the checkpoint as compact JSON, zlib-compressed")
     size_bytes = models.PositiveIntegerField(help_text="bytes stored (compressed)")
     json_bytes = models.PositiveIntegerField(default=0, help_text="bytes of the JSON document")
-    content_hash = models.CharField(max_length=64, help_text="sha256 of the JSON document")
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the stored bytes")
     pending_request_count = models.PositiveIntegerField(default=0)
     outputs = models.JSONField(default=list, blank=True,
                                help_text="encoded outputs yielded in the superstep it ends")

@@ -280,7 +280,8 @@ def export_checkpoint(checkpoint_id: Any) -> dict[str, Any]:
         raise NotFound(f"checkpoint {checkpoint_id} not found")
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
             "workflow": row.run.workflow.name, "graph_signature_hash": row.graph_signature_hash,
-            "content_hash": row.content_hash, "checkpoint": row.decoded()}
+            "content_hash": hashlib.sha256(row.document_text().encode("ascii")).hexdigest(),
+            "checkpoint": row.decoded()}
 
 
 @transaction.atomic

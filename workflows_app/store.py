@@ -38,7 +38,7 @@ def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None 
         document=stored,
         size_bytes=len(stored),
         json_bytes=len(encoded),
-        content_hash=hashlib.sha256(encoded).hexdigest(),
+        content_hash=hashlib.sha256(stored).hexdigest(),
         pending_request_count=len(checkpoint.pending_requests),
         created_at=datetime.fromisoformat(checkpoint.timestamp),
     )
@@ -108,13 +108,13 @@ def dump_checkpoint(checkpoint: WorkflowCheckpoint) -> str:
 
 def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:
     """Decode a row; a corrupt document raises ``WorkflowCheckpointError`` naming it."""
+    if hashlib.sha256(bytes(row.document)).hexdigest() != row.content_hash:
+        raise WorkflowCheckpointError(
+            f"checkpoint {row.checkpoint_id} is corrupt: its content does not match its hash")
     try:
         text = row.document_text()
     except ValueError as error:
         raise WorkflowCheckpointError(f"checkpoint {row.checkpoint_id} is corrupt: {error}") from None
-    if hashlib.sha256(text.encode("ascii")).hexdigest() != row.content_hash:
-        raise WorkflowCheckpointError(
-            f"checkpoint {row.checkpoint_id} is corrupt: its content does not match its hash")
     try:
         document = json.loads(text)
     except ValueError as error:
