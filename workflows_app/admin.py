@@ -7,6 +7,7 @@ Everything is read-only here; the actions (resume, rehydrate, export, cancel) ca
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.contrib import admin, messages
 from django.http import HttpResponse
@@ -73,20 +74,31 @@ class WorkflowAdmin(ReadOnlyAdmin):
         return _pretty(obj.input_schema)
 
 
-class CheckpointInline(ReadOnlyInline):
-    model = Checkpoint
-    fk_name = "run"
-    fields = ("checkpoint_id", "superstep", "kind", "created_at", "size_bytes",
-              "pending_request_count")
-    readonly_fields = fields
-    ordering = ("created_at",)
+class RunFilter(admin.SimpleListFilter):
+    """Filter by run: offers the newest runs, and accepts any run id in the URL (the run
+    page links here), without listing every run in the sidebar."""
+
+    title = "run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        recent = Run.objects.select_related("workflow").order_by("-created_at")[:15]
+        return [(str(run.pk), str(run)) for run in recent]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(run_id=uuid.UUID(value))
+        except ValueError:
+            return queryset.none()
 
 
-class RunEventInline(ReadOnlyInline):
-    model = RunEvent
-    fields = ("seq", "type", "superstep", "executor_id", "data", "created_at")
-    readonly_fields = fields
-    show_change_link = False
+def _run_filtered(model, run, label):
+    url = reverse(f"admin:workflows_app_{model._meta.model_name}_changelist")
+    count = model.objects.filter(run=run).count()
+    return format_html('<a href="{}?run={}">{} {}</a>', url, run.pk, count, label)
 
 
 class RequestInline(ReadOnlyInline):
@@ -105,10 +117,20 @@ class RunAdmin(ReadOnlyAdmin):
     readonly_fields = ("id", "workflow", "status", "input_json", "outputs_json", "error",
                        "current_superstep", "created_by", "created_at", "started_at",
                        "finished_at", "parent_link", "source_link", "head_link",
-                       "cancel_requested", "lease_owner", "lease_expires_at", "attempts")
+                       "checkpoints_link", "events_link", "cancel_requested", "lease_owner",
+                       "lease_expires_at", "attempts")
     exclude = ("input", "outputs", "parent_run", "source_checkpoint", "head_checkpoint",
                "restore_from")
-    inlines = [RequestInline, CheckpointInline, RunEventInline]
+    # Checkpoints and events can number thousands: linked, filtered lists, not inlines.
+    inlines = [RequestInline]
+
+    @admin.display(description="checkpoints")
+    def checkpoints_link(self, obj):
+        return _run_filtered(Checkpoint, obj, "checkpoints")
+
+    @admin.display(description="events")
+    def events_link(self, obj):
+        return _run_filtered(RunEvent, obj, "events")
     actions = ["cancel_runs"]
 
     @admin.display(description="input")
@@ -144,8 +166,8 @@ class RunAdmin(ReadOnlyAdmin):
 class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
                     "created_at", "size_bytes", "pending_request_count")
-    list_filter = ("workflow_name", "kind", "created_at")
-    search_fields = ("checkpoint_id", "run__id")
+    list_filter = ("workflow_name", RunFilter, "kind", "created_at")
+    search_fields = ("checkpoint_id",)
     date_hierarchy = "created_at"
     list_select_related = ("run",)
     readonly_fields = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
@@ -223,8 +245,8 @@ class CheckpointAdmin(ReadOnlyAdmin):
 class PendingRequestAdmin(ReadOnlyAdmin):
     list_display = ("request_id", "run", "source_executor_id", "status", "answered_by",
                     "answered_at", "created_at")
-    list_filter = ("status", "created_at")
-    search_fields = ("request_id", "run__id")
+    list_filter = ("status", RunFilter, "created_at")
+    search_fields = ("request_id",)
     readonly_fields = ("request_id", "run", "source_executor_id", "status", "request_json",
                        "response_json", "delivered", "answered_by", "answered_at", "created_at")
     exclude = ("request_data", "response", "response_type", "response_schema")
@@ -241,6 +263,5 @@ class PendingRequestAdmin(ReadOnlyAdmin):
 @admin.register(RunEvent)
 class RunEventAdmin(ReadOnlyAdmin):
     list_display = ("run", "seq", "type", "superstep", "executor_id", "created_at")
-    list_filter = ("type",)
-    search_fields = ("run__id",)
+    list_filter = (RunFilter, "type")
     list_select_related = ("run__workflow",)

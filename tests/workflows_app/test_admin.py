@@ -36,10 +36,14 @@ def test_checkpoints_are_read_only_and_filterable(admin_client, finished_run):
     assert post.status_code == 403
 
 
-def test_run_page_lists_its_events_checkpoints_and_requests(admin_client, finished_run):
+def test_run_page_links_to_its_events_and_checkpoints(admin_client, finished_run):
     page = admin_client.get(reverse("admin:workflows_app_run_change", args=[finished_run.pk]))
     assert page.status_code == 200
-    assert b"superstep_completed" in page.content
+    events = finished_run.events.count()
+    assert f"?run={finished_run.pk}\">{events} events".encode() in page.content
+    listing = admin_client.get(reverse("admin:workflows_app_runevent_changelist"),
+                               {"run": str(finished_run.pk), "type": "superstep_completed"})
+    assert listing.context["cl"].result_count == finished_run.current_superstep
 
 
 def test_admin_actions_call_the_services(admin_client, finished_run):
