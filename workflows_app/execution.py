@@ -165,10 +165,11 @@ class RunExecution:
         workflow = plan["workflow"]
         kwargs = {k: plan[k] for k in ("message", "checkpoint_id", "responses") if k in plan}
         recorder = _Recorder(self)
-        self.engine_task = asyncio.ensure_future(
-            workflow.run(**kwargs, checkpoint_storage=recorder, on_event=self._on_event))
         heartbeat = asyncio.ensure_future(self._heartbeat())
         try:
+            # Inside the try: run() refuses bad arguments before any coroutine exists.
+            self.engine_task = asyncio.ensure_future(
+                workflow.run(**kwargs, checkpoint_storage=recorder, on_event=self._on_event))
             await self.engine_task
             kind, detail = "finished", workflow.state
         except _StopAfterCheckpoint as stop:
@@ -254,7 +255,8 @@ class RunExecution:
             insert_rows(RunEvent, events)
             self._save_requests()
             if self.delivering:
-                PendingRequest.objects.filter(request_id__in=self.delivering).update(delivered=True)
+                PendingRequest.objects.filter(run_id=self.run_id, request_id__in=self.delivering
+                                              ).update(delivered=True)
         self.outputs_dirty = False
         self.buffer = []
         self.persisted_seq = self.seq
@@ -273,14 +275,15 @@ class RunExecution:
         for request_id, item in self.requests.items():
             event = item["event"]
             record = item["record"]["data"]
-            fields = {"run_id": self.run_id, "source_executor_id": event.source_executor_id,
+            fields = {"source_executor_id": event.source_executor_id,
                       "request_data": record["data"], "response_type": record["response_type"],
                       "response_schema": json_schema(event.response_type),
                       "status": RequestStatus.OPEN, "response": None, "delivered": False,
                       "answered_by": None, "answered_at": None}
             # A restored checkpoint re-emits its requests: reopen them if an earlier
             # resume had cancelled them.
-            PendingRequest.objects.update_or_create(request_id=request_id, defaults=fields)
+            PendingRequest.objects.update_or_create(run_id=self.run_id, request_id=request_id,
+                                                    defaults=fields)
         self.requests = {}
 
     def _finalize(self, kind: str, detail: Any) -> list:

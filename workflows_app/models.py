@@ -128,7 +128,10 @@ class Checkpoint(models.Model):
 class PendingRequest(models.Model):
     """A request a run made with ``ctx.request_info``, and its answer once given."""
 
-    request_id = models.CharField(max_length=100, primary_key=True)
+    # Our own key: the engine's request id is only unique within a run's lineage, and a
+    # rehydrated run re-emits its source checkpoint's requests under the same ids.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request_id = models.CharField(max_length=100, help_text="the engine's request id")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="requests")
     source_executor_id = models.CharField(max_length=100)
     request_data = models.JSONField(null=True, help_text="encoded request payload")
@@ -146,6 +149,8 @@ class PendingRequest(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created")]
+        constraints = [models.UniqueConstraint(fields=["run", "request_id"],
+                                               name="pendingrequest_run_request")]
 
     def __str__(self) -> str:
         return f"request {self.request_id[:8]} from {self.source_executor_id}"

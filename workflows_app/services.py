@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -230,12 +231,17 @@ def cancel_run(run_id: Any, user: Any = None) -> Run:
 
 
 @transaction.atomic
-def respond(request_id: str, response_value: Any, user: Any = None) -> PendingRequest:
-    """Answer an open request (``response_value`` is JSON, validated against the request's
-    response type); the run continues in a worker."""
-    request = PendingRequest.objects.select_for_update().filter(request_id=request_id).first()
+def respond(request_key: Any, response_value: Any, user: Any = None) -> PendingRequest:
+    """Answer an open request, named by its ``PendingRequest`` id (``response_value`` is
+    JSON, validated against the request's response type); the run continues in a worker."""
+    request_id = request_key
+    try:
+        key = uuid.UUID(str(request_key))
+    except ValueError:
+        raise NotFound(f"request {request_key} not found") from None
+    request = PendingRequest.objects.select_for_update().filter(pk=key).first()
     if request is None:
-        raise NotFound(f"request {request_id} not found")
+        raise NotFound(f"request {request_key} not found")
     if request.status != RequestStatus.OPEN:
         who = f" by {request.answered_by}" if request.answered_by else ""
         raise Conflict(f"request {request_id} is {request.status}{who}; it cannot be answered")

@@ -1,7 +1,33 @@
+"""Fixtures of the workflows_app tests."""
+
+from __future__ import annotations
+
 import pytest
 
+from tests.installation import Installation
 from workflows_app.execution import RunExecution
 from workflows_app.models import Run
+
+
+@pytest.fixture
+def make_installation(tmp_path):
+    """A factory of bootstrapped, isolated installations; their clusters die at teardown."""
+    made: list[Installation] = []
+
+    def make(name: str = "site", **settings) -> Installation:
+        installation = Installation(tmp_path / name, **settings)
+        made.append(installation)
+        return installation.bootstrap()
+
+    yield make
+    errors = []
+    for installation in made:
+        try:
+            installation.close()
+        except Exception as error:  # pragma: no cover - keep killing the others
+            errors.append(error)
+    if errors:  # pragma: no cover
+        raise errors[0]
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,7 @@ def test_waiting_run_holds_no_lease_and_continues_when_answered(execute, operato
     assert request.status == RequestStatus.OPEN
     assert request.response_schema["properties"]["approved"]["type"] == "boolean"
 
-    services.respond(request.request_id, {"approved": False, "comment": "tighter"}, operator)
+    services.respond(request.pk, {"approved": False, "comment": "tighter"}, operator)
     run = execute(run)
     assert run.status == RunStatus.WAITING
     second = run.requests.get(status=RequestStatus.OPEN)
@@ -57,7 +57,7 @@ def test_waiting_run_holds_no_lease_and_continues_when_answered(execute, operato
     first = PendingRequest.objects.get(pk=request.pk)
     assert first.answered_by == operator and first.delivered
 
-    services.respond(second.request_id, {"approved": True}, operator)
+    services.respond(second.pk, {"approved": True}, operator)
     run = execute(run)
     assert run.status == RunStatus.COMPLETED
     assert run.outputs == ["published 'Q3' (revision 2)"]
@@ -126,8 +126,8 @@ def test_corrupted_checkpoint_fails_only_its_run_with_a_clear_error(execute):
     broken = execute(services.start_run("document-review", {"title": "A"}))
     healthy = execute(services.start_run("document-review", {"title": "B"}))
     Checkpoint.objects.filter(pk=broken.head_checkpoint_id).update(document=b'{"oops": 1}')
-    services.respond(broken.requests.get().request_id, {"approved": True})
-    services.respond(healthy.requests.get().request_id, {"approved": True})
+    services.respond(broken.requests.get().pk, {"approved": True})
+    services.respond(healthy.requests.get().pk, {"approved": True})
     broken, healthy = execute(broken), execute(healthy)
     assert broken.status == RunStatus.FAILED
     assert broken.head_checkpoint_id in broken.error and "corrupt" in broken.error

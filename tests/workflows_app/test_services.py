@@ -64,7 +64,7 @@ def test_resume_refuses_a_running_run_and_a_checkpoint_of_another_run(execute):
         services.resume_run(first.pk, "no-such-checkpoint")
     assert Run.objects.get(pk=second.pk).status == RunStatus.QUEUED
     waiting = execute(services.start_run("document-review", {"title": "T"}))
-    services.respond(waiting.requests.get().request_id, {"approved": True})
+    services.respond(waiting.requests.get().pk, {"approved": True})
     with pytest.raises(services.Conflict, match="is queued"):
         services.resume_run(waiting.pk, waiting.head_checkpoint_id)
     assert Run.objects.get(pk=waiting.pk).restore_from_id is None
@@ -74,11 +74,13 @@ def test_respond_checks_type_and_refuses_a_second_answer(execute, operator):
     run = execute(services.start_run("document-review", {"title": "T"}))
     request = run.requests.get()
     with pytest.raises(services.InvalidInput, match="response.approved"):
-        services.respond(request.request_id, {"approved": "perhaps"}, operator)
+        services.respond(request.pk, {"approved": "perhaps"}, operator)
     assert PendingRequest.objects.get(pk=request.pk).status == RequestStatus.OPEN
-    services.respond(request.request_id, {"approved": True}, operator)
+    services.respond(request.pk, {"approved": True}, operator)
+    with pytest.raises(services.NotFound):
+        services.respond("not-a-request", {"approved": True}, operator)
     with pytest.raises(services.Conflict, match=r"answered by op"):
-        services.respond(request.request_id, {"approved": False}, operator)
+        services.respond(request.pk, {"approved": False}, operator)
     assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
 
 
@@ -110,6 +112,6 @@ def test_export_then_import_restores_requests_and_refuses_tampering(execute):
     imported = services.import_checkpoint(document)
     assert imported.status == RunStatus.WAITING
     assert imported.requests.get().request_id == request_id
-    services.respond(request_id, {"approved": True})
+    services.respond(imported.requests.get().pk, {"approved": True})
     finished = execute(imported)
     assert finished.outputs == ["published 'Port' (revision 1)"]

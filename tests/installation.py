@@ -1,0 +1,261 @@
+"""A throw-away Stepstone installation driven from outside, for end-to-end tests.
+
+Each ``Installation`` has its own data directory (SQLite files, secret key), is set up with
+``manage.py bootstrap`` and runs real ``manage.py qcluster`` processes. The test process never
+touches the installation through Django: it runs management commands as subprocesses and
+reads the SQLite file read-only with the ``sqlite3`` module.
+
+Clusters are started in a session of their own, so a whole cluster (guard, pusher, monitor and
+workers) can be SIGKILLed at once through its process group; ``close`` kills every cluster the
+installation started and waits until none of their processes is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "manage.py"
+PYTHON = sys.executable
+
+# Short timings so leases expire and tasks are redelivered within seconds.
+FAST_TIMINGS = {
+    "STEPSTONE_LEASE_SECONDS": "2",
+    "STEPSTONE_HEARTBEAT_SECONDS": "0.5",
+    "STEPSTONE_TASK_TIMEOUT": "4",
+    "STEPSTONE_TASK_SLICE": "2",
+    "STEPSTONE_TASK_RETRY": "6",  # must exceed the timeout
+}
+
+_STRIPPED = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY")  # always the embedded stack
+
+
+class Cluster:
+    """One ``manage.py qcluster`` process group, logging to a file."""
+
+    def __init__(self, process: subprocess.Popen, log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.killed = False
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pid  # start_new_session: the leader's pid is the group id
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self, timeout: float = 10) -> None:
+        """SIGKILL the whole process group and wait until it is gone."""
+        if self.killed:
+            return
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # orphaned children are reaped by init
+            try:
+                os.killpg(self.pgid, 0)
+            except ProcessLookupError:
+                self.killed = True
+                return
+            except PermissionError:  # pragma: no cover - the group id was reused
+                self.killed = True
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"qcluster process group {self.pgid} survived SIGKILL")
+
+
+class Installation:
+    """A Stepstone installation in ``data_dir`` (see the module docstring)."""
+
+    def __init__(self, data_dir: Path, **settings: Any) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.data_dir / "stepstone.sqlite3"
+        env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
+        env.update({
+            "STEPSTONE_DATA_DIR": str(self.data_dir),
+            "DJANGO_SETTINGS_MODULE": "stepstone.settings",
+            "DJANGO_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        env.update(FAST_TIMINGS)
+        env.update({key: str(value) for key, value in settings.items()})
+        self.env = env
+        self.clusters: list[Cluster] = []
+
+    # -- processes ------------------------------------------------------------------------
+    def manage(self, *args: str, check: bool = True, timeout: float = 60,
+               ) -> subprocess.CompletedProcess:
+        result = subprocess.run([PYTHON, str(MANAGE), *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"manage.py {' '.join(args)} exited with {result.returncode}\n"
+                f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+        return result
+
+    def bootstrap(self) -> "Installation":
+        self.manage("bootstrap")
+        return self
+
+    def start_cluster(self, workers: int = 2) -> Cluster:
+        log_path = self.data_dir / f"qcluster-{len(self.clusters) + 1}.log"
+        env = dict(self.env, STEPSTONE_WORKERS=str(workers))
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [PYTHON, str(MANAGE), "qcluster"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cluster = Cluster(process, log_path)
+        self.clusters.append(cluster)
+        return cluster
+
+    def close(self) -> None:
+        """Kill every cluster of this installation (fixture teardown)."""
+        errors = []
+        for cluster in self.clusters:
+            try:
+                cluster.kill()
+            except RuntimeError as error:  # pragma: no cover
+                errors.append(str(error))
+        if errors:  # pragma: no cover
+            raise RuntimeError("; ".join(errors))
+
+    def log_tails(self, lines: int = 40) -> str:
+        if not self.clusters:
+            return "(no qcluster was started)"
+        return "\n".join(f"--- {c.log_path.name} (pid {c.process.pid}, "
+                         f"exit {c.process.poll()}) ---\n{c.log_tail(lines)}"
+                         for c in self.clusters)
+
+    # -- commands -------------------------------------------------------------------------
+    def start_run(self, workflow: str, input_value: Any) -> str:
+        out = self.manage("start_run", workflow, "--input", json.dumps(input_value)).stdout
+        return str(uuid.UUID(out.strip().splitlines()[-1]))
+
+    def shell(self, code: str) -> Any:
+        """Run ``code`` in ``manage.py shell``; it prints one JSON value as its last line."""
+        out = self.manage("shell", "-c", code).stdout
+        lines = [line for line in out.splitlines() if line.strip()]
+        if not lines:
+            raise AssertionError(f"shell snippet printed nothing:\n{code}")
+        return json.loads(lines[-1])
+
+    def enqueue(self, run_id: str) -> None:
+        self.manage("shell", "-c",
+                    f"from workflows_app.tasks import enqueue_run; enqueue_run({run_id!r})")
+
+    def respond(self, request_id: str, response: Any) -> dict:
+        return self.shell(
+            "import json\n"
+            "from workflows_app import services\n"
+            f"r = services.respond({request_id!r}, json.loads({json.dumps(response)!r}))\n"
+            "print(json.dumps({'request_id': r.request_id, 'status': r.status}))\n")
+
+    def rehydrate(self, run_id: str, checkpoint_id: str) -> str:
+        return self.shell(
+            "import json\n"
+            "from workflows_app import services\n"
+            f"r = services.rehydrate_run({run_id!r}, {checkpoint_id!r})\n"
+            "print(json.dumps(str(r.pk)))\n")
+
+    def list_runs(self) -> list[dict]:
+        out = self.manage("list_runs", "--json", "--limit", "1000").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    # -- read-only inspection ----------------------------------------------------------------
+    def query(self, sql: str, params: tuple = ()) -> list[dict]:
+        uri = f"file:{self.db_path}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=20)) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(sql, params)]
+
+    def run(self, run_id: str) -> dict | None:
+        rows = self.query("SELECT * FROM workflows_app_run WHERE id = ?", (uuid.UUID(run_id).hex,))
+        if not rows:
+            return None
+        row = rows[0]
+        for key in ("input", "outputs"):
+            row[key] = json.loads(row[key]) if row[key] is not None else None
+        return row
+
+    def events(self, run_id: str) -> list[dict]:
+        rows = self.query("SELECT seq, type, superstep, executor_id, data "
+                          "FROM workflows_app_runevent WHERE run_id = ? ORDER BY seq",
+                          (uuid.UUID(run_id).hex,))
+        for row in rows:
+            row["data"] = json.loads(row["data"]) if row["data"] is not None else None
+        return rows
+
+    def checkpoints(self, run_id: str) -> dict[str, dict]:
+        rows = self.query("SELECT checkpoint_id, superstep, kind, previous_id, outputs, "
+                          "pending_request_count FROM workflows_app_checkpoint WHERE run_id = ?",
+                          (uuid.UUID(run_id).hex,))
+        return {row["checkpoint_id"]: row for row in rows}
+
+    def requests(self, run_id: str | None = None) -> list[dict]:
+        sql = ("SELECT id, request_id, run_id, status, delivered, response "
+               "FROM workflows_app_pendingrequest")
+        params: tuple = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params = (uuid.UUID(run_id).hex,)
+        rows = self.query(sql + " ORDER BY created_at", params)
+        for row in rows:
+            row["response"] = json.loads(row["response"]) if row["response"] is not None else None
+        return rows
+
+    def queued_tasks(self) -> int:
+        return self.query("SELECT COUNT(*) AS n FROM django_q_ormq")[0]["n"]
+
+    # -- waiting --------------------------------------------------------------------------
+    def wait_for(self, what: str, probe: Callable[[], Any], timeout: float = 30,
+                 interval: float = 0.05) -> Any:
+        """Poll ``probe`` until it returns something truthy; fail with the cluster logs."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while True:
+            try:
+                last = probe()
+            except sqlite3.OperationalError as error:  # e.g. busy during a checkpoint
+                last = error
+            else:
+                if last:
+                    return last
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
+                                     f"last probe: {last!r}\n{self.log_tails()}")
+            time.sleep(interval)
+
+    def wait_status(self, run_id: str, *statuses: str, timeout: float = 30) -> dict:
+        def probe():
+            run = self.run(run_id)
+            return run if run is not None and run["status"] in statuses else None
+        try:
+            return self.wait_for(f"run {run_id} to be {'/'.join(statuses)}", probe, timeout)
+        except AssertionError as error:
+            run = self.run(run_id)
+            raise AssertionError(f"{error}\nrun now: status={run and run['status']} "
+                                 f"superstep={run and run['current_superstep']} "
+                                 f"error={run and run['error']!r}") from None
