@@ -90,7 +90,7 @@ def bench_worker(data_dir: str, runs: int) -> dict:
         ids = [services.start_run("approval", "invoice-123").pk for _ in range(runs)]
         _wait(lambda: Run.objects.filter(pk__in=ids, status="waiting").count() == runs, 120)
         for request in PendingRequest.objects.filter(run_id__in=ids, status="open"):
-            services.respond(request.request_id, True)
+            services.respond(request.pk, True)
         _wait(lambda: Run.objects.filter(pk__in=ids, status="completed").count() == runs, 120)
         finished = time.time()
         latencies = []

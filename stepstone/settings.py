@@ -52,6 +52,9 @@ TASK_RETRY = int(os.environ.get("STEPSTONE_TASK_RETRY", str(TASK_TIMEOUT + 60)))
 # take it over; STEPSTONE_HEARTBEAT_SECONDS: how often a busy worker renews it.
 LEASE_SECONDS = float(os.environ.get("STEPSTONE_LEASE_SECONDS", "30"))
 HEARTBEAT_SECONDS = float(os.environ.get("STEPSTONE_HEARTBEAT_SECONDS", str(LEASE_SECONDS / 6)))
+# STEPSTONE_CHECKPOINT_FLUSH_SECONDS: checkpoints of fast supersteps are committed together at
+# most this far apart (group commit); 0 commits every checkpoint on its own.
+CHECKPOINT_FLUSH_SECONDS = float(os.environ.get("STEPSTONE_CHECKPOINT_FLUSH_SECONDS", "0.02"))
 # --------------------------------------------------------------------------- end of environment
 
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -160,6 +163,7 @@ STEPSTONE = {
     "WORKFLOW_MODULES": WORKFLOW_MODULES,
     "LEASE_SECONDS": LEASE_SECONDS,
     "HEARTBEAT_SECONDS": HEARTBEAT_SECONDS,
+    "CHECKPOINT_FLUSH_SECONDS": CHECKPOINT_FLUSH_SECONDS,
     "TASK_SLICE_SECONDS": TASK_SLICE,
 }
 

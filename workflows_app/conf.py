@@ -14,6 +14,9 @@ DEFAULTS: dict[str, Any] = {
     "LEASE_SECONDS": 30,
     # How often the heartbeat renews the lease and looks for a cancel request.
     "HEARTBEAT_SECONDS": 5,
+    # Group commit: checkpoints of fast supersteps are committed together, at most this many
+    # seconds apart (and always when the run waits, stops or ends). 0: commit each one.
+    "CHECKPOINT_FLUSH_SECONDS": 0.02,
     # A task hands its run to a new task at the first checkpoint after this long, so no task
     # approaches django-q2's timeout however long the run is.
     "TASK_SLICE_SECONDS": 240,

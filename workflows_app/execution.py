@@ -110,6 +110,7 @@ class RunExecution:
         self.persisted_completions: set[int] = set()
         self.requests: dict[str, dict] = {}  # request_info events not yet saved
         self.delivering: list[str] = []  # answered requests this execution delivers
+        self.batch = _Batch()  # checkpoints saved by the engine, not yet committed
         self.stop_reason: str | None = None
         self.engine_task: asyncio.Task | None = None
         self.publisher = live.Publisher()
@@ -222,57 +223,78 @@ class RunExecution:
             self.requests[event.request_id] = {"event": event, "record": record}
         self.buffer.append(self._record(record))
 
-    # -- persistence (called in the worker thread) ----------------------------------------
+    # -- persistence ------------------------------------------------------------------------
     def persist(self, checkpoint: WorkflowCheckpoint, document: str) -> list:
-        """Save a checkpoint with everything recorded since the previous one, atomically;
-        return the live messages announcing what was saved."""
+        """Stage a checkpoint with the events recorded since the previous one, and commit the
+        staged batch when it is due; return the live messages announcing what was committed.
+
+        Group commit: fast supersteps are committed together, at most ``FLUSH_SECONDS``
+        apart (and always before the run waits, stops or ends), because a commit costs more
+        than a fast superstep. A crash loses at most that window, which the next worker
+        re-runs from the last committed checkpoint, exactly as it re-runs an unfinished
+        superstep. Set ``FLUSH_SECONDS`` to 0 to commit every checkpoint on its own.
+        """
         row = checkpoint_row(checkpoint, self.run_id, document)
         row.outputs = self.step_outputs if checkpoint.kind == "superstep" else []
         self.step_outputs = []
-        events = self.buffer
         if checkpoint.kind == "superstep":
             # The engine emits superstep_completed after save(); record it here so that the
-            # event and its checkpoint are saved (or lost) together.
-            events.append(self._record({
+            # event and its checkpoint are committed (or lost) together.
+            self.buffer.append(self._record({
                 "type": "superstep_completed", "superstep": checkpoint.superstep,
                 "executor_id": "", "data": {"checkpoint_id": checkpoint.checkpoint_id}}))
-        now = timezone.now()
-        with transaction.atomic():
-            fields = {"head_checkpoint": row.pk, "current_superstep": checkpoint.superstep,
-                      "restore_from": None, "updated_at": now,
-                      "lease_expires_at": now + timedelta(seconds=stepstone_settings.LEASE_SECONDS)}
-            if row.outputs or self.outputs_dirty:
-                fields["outputs"] = self.outputs
-            # Fenced by the lease: a worker that lost the run writes nothing.
-            mine = {"id": self.run_id, "lease_owner": self.owner, "status": RunStatus.RUNNING}
-            cancel = False
-            if not update_where(Run, {**mine, "cancel_requested": False}, fields):
-                # Rare path: find out whether the run was cancelled or taken over.
-                if not update_where(Run, mine, fields):
-                    raise LeaseLost()
-                cancel = True
-            insert_rows(Checkpoint, [row])
-            insert_rows(RunEvent, events)
-            self._save_requests()
-            if self.delivering:
-                PendingRequest.objects.filter(run_id=self.run_id, request_id__in=self.delivering
-                                              ).update(delivered=True)
-        self.outputs_dirty = False
-        self.buffer = []
-        self.persisted_seq = self.seq
-        if checkpoint.kind == "superstep":
             self.persisted_completions.add(checkpoint.superstep)
-        self.delivering = []
+        self.batch.add(row, self.buffer, self.requests, self.delivering, bool(row.outputs))
+        self.buffer, self.requests, self.delivering = [], {}, []
+        self.persisted_seq = self.seq
+        if time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
+            self.stop_reason = "sliced"
+        due = (checkpoint.kind != "superstep" or self.stop_reason is not None
+               or self.batch.age() >= stepstone_settings.CHECKPOINT_FLUSH_SECONDS)
+        return self.flush() if due else []
+
+    def flush(self) -> list:
+        """Commit the staged batch in one transaction, fenced by the lease; notice a cancel
+        request. Returns the live messages announcing what was committed."""
+        if not self.batch:
+            return []
+        with transaction.atomic():
+            cancel = self._write_batch()
         if cancel:
             self.stop_reason = "cancelled"
-        elif time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
-            self.stop_reason = "sliced"
+        events, self.batch = self.batch.events, _Batch()
         return live.events_message(self.run_id, events)
 
-    def _save_requests(self) -> None:
-        if not self.requests:
-            return
-        for request_id, item in self.requests.items():
+    def _write_batch(self) -> bool:
+        """Write the batch (inside the caller's transaction); return whether the run was
+        asked to cancel. Raises ``LeaseLost`` if another worker owns the run."""
+        batch = self.batch
+        head = batch.rows[-1]
+        now = timezone.now()
+        fields = {"head_checkpoint": head.pk, "current_superstep": head.superstep,
+                  "restore_from": None, "updated_at": now,
+                  "lease_expires_at": now + timedelta(seconds=stepstone_settings.LEASE_SECONDS)}
+        if batch.outputs_changed or self.outputs_dirty:
+            fields["outputs"] = self.outputs
+        # Fenced by the lease: a worker that lost the run writes nothing.
+        mine = {"id": self.run_id, "lease_owner": self.owner, "status": RunStatus.RUNNING}
+        cancel = False
+        if not update_where(Run, {**mine, "cancel_requested": False}, fields):
+            # Rare path: find out whether the run was cancelled or taken over.
+            if not update_where(Run, mine, fields):
+                raise LeaseLost()
+            cancel = True
+        insert_rows(Checkpoint, batch.rows)
+        insert_rows(RunEvent, batch.events)
+        self._save_requests(batch.requests)
+        if batch.delivering:
+            PendingRequest.objects.filter(run_id=self.run_id, request_id__in=batch.delivering
+                                          ).update(delivered=True)
+        self.outputs_dirty = False
+        return cancel
+
+    def _save_requests(self, requests: dict[str, dict]) -> None:
+        for request_id, item in requests.items():
             event = item["event"]
             record = item["record"]["data"]
             fields = {"source_executor_id": event.source_executor_id,
@@ -284,7 +306,6 @@ class RunExecution:
             # resume had cancelled them.
             PendingRequest.objects.update_or_create(run_id=self.run_id, request_id=request_id,
                                                     defaults=fields)
-        self.requests = {}
 
     def _finalize(self, kind: str, detail: Any) -> list:
         """Record the end of this task's part of the run and hand the run on; return the
@@ -295,8 +316,14 @@ class RunExecution:
             run = Run.objects.filter(pk=self.run_id, lease_owner=self.owner).first()
             if run is None:
                 raise LeaseLost()
+            committed = list(self.batch.events)
+            if self.batch:
+                self._write_batch()
+                self.batch = _Batch()
+                run.restore_from_id = None  # a checkpoint was written after the restore
             insert_rows(RunEvent, self.buffer)
-            self._save_requests()
+            self._save_requests(self.requests)
+            self.requests = {}
             fields: dict[str, Any] = {"lease_owner": "", "lease_expires_at": None,
                                       "updated_at": now, "outputs": self.outputs}
             if kind == "finished" and run.restore_from_id is not None:
@@ -326,7 +353,7 @@ class RunExecution:
                 fields.update(status=RunStatus.QUEUED)
                 enqueue_again = True
             Run.objects.filter(pk=self.run_id).update(**fields)
-            events = list(self.buffer)
+            events = committed + self.buffer
             self.buffer = []
             if enqueue_again:
                 from .tasks import enqueue_run
@@ -336,10 +363,24 @@ class RunExecution:
 
     # -- lease heartbeat --------------------------------------------------------------------
     async def _heartbeat(self) -> None:
-        """Renew the lease during long supersteps; stop the engine on cancel or lease loss."""
+        """Commit a batch left waiting by a slow superstep; renew the lease during long
+        supersteps; stop the engine on cancel or lease loss."""
+        flush_every = stepstone_settings.CHECKPOINT_FLUSH_SECONDS
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(stepstone_settings.HEARTBEAT_SECONDS)
-            state = self._renew()
+            await asyncio.sleep(min(flush_every, stepstone_settings.HEARTBEAT_SECONDS)
+                                if flush_every > 0 else stepstone_settings.HEARTBEAT_SECONDS)
+            state = "ok"
+            try:
+                if self.batch and self.batch.age() >= flush_every:
+                    self.publisher.send(self.flush())
+                    renewed = time.monotonic()
+                    state = self.stop_reason or "ok"
+                elif time.monotonic() - renewed >= stepstone_settings.HEARTBEAT_SECONDS:
+                    state = self._renew()
+                    renewed = time.monotonic()
+            except LeaseLost:
+                state = "lease_lost"
             if state != "ok" and self.engine_task is not None:
                 self.stop_reason = state
                 self.engine_task.cancel()
@@ -353,6 +394,35 @@ class RunExecution:
             return "lease_lost"
         cancel = Run.objects.filter(pk=self.run_id).values_list("cancel_requested", flat=True).first()
         return "cancelled" if cancel else "ok"
+
+
+class _Batch:
+    """Checkpoints (with their events, new requests and delivered answers) staged for one
+    commit."""
+
+    def __init__(self) -> None:
+        self.rows: list[Checkpoint] = []
+        self.events: list[dict] = []
+        self.requests: dict[str, dict] = {}
+        self.delivering: list[str] = []
+        self.outputs_changed = False
+        self.started: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def add(self, row: Checkpoint, events: list[dict], requests: dict[str, dict],
+            delivering: list[str], outputs_changed: bool) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+        self.rows.append(row)
+        self.events.extend(events)
+        self.requests.update(requests)
+        self.delivering.extend(delivering)
+        self.outputs_changed = self.outputs_changed or outputs_changed
+
+    def age(self) -> float:
+        return 0.0 if self.started is None else time.monotonic() - self.started
 
 
 class _Recorder(DatabaseCheckpointStorage):

@@ -141,3 +141,14 @@ def test_events_record_every_engine_event_once_in_order(execute):
     assert types.count("superstep_started") == types.count("superstep_completed") == 3
     assert types.count("executor_invoked") == 1 + 4 + 1
     assert RunEvent.objects.filter(run=run).values("seq").distinct().count() == len(types)
+
+
+@pytest.mark.parametrize("flush_seconds", [0, 60])
+def test_every_checkpoint_is_committed_whether_alone_or_in_one_group(execute, settings,
+                                                                       flush_seconds):
+    settings.STEPSTONE = {**settings.STEPSTONE, "CHECKPOINT_FLUSH_SECONDS": flush_seconds}
+    run = execute(services.start_run("long-loop", {"rounds": 6}))
+    assert run.status == RunStatus.COMPLETED and run.outputs == [21]
+    assert [c.superstep for c in reversed(lineage(run))] == list(range(0, 13))
+    seqs = list(run.events.values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
