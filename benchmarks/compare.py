@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Stepstone next to its peers, in one invocation on one machine.
 
-Runs ``benchmarks/reference.py`` (Stepstone, with this python) and then
-``benchmarks/peers.sh run`` (MAF Python and LangGraph in their own virtualenvs), parses
-every JSON line both print, and shows per (workload, storage):
+Runs ``benchmarks/reference.py`` (Stepstone's engine, with this python),
+``benchmarks/django_bench.py`` (the Django store on SQLite, through the worker's code path;
+``--worker`` adds real qcluster workers) and then ``benchmarks/peers.sh run`` (MAF Python and
+LangGraph in their own virtualenvs, created on first use), parses every JSON line they
+print, and shows per (workload, storage):
 
   * per-superstep time and resume time of Stepstone, MAF and LangGraph, and Stepstone/MAF;
   * the targets of the performance issue, each PASS or FAIL.
@@ -16,7 +18,7 @@ All parsed lines (plus the target verdicts) go to ``--out`` (default
 ``benchmarks/results/latest.json``). The exit code is 0 even when a target fails (this is
 a report); it is 1 only when a benchmark itself failed or printed nothing usable.
 
-    python benchmarks/compare.py
+    python benchmarks/compare.py [--worker] [--no-django]
     python benchmarks/compare.py --reps 5 --out benchmarks/results/run1.json
     python benchmarks/compare.py --from benchmarks/results/run1.json   # re-print, no run
 """
@@ -139,7 +141,7 @@ def table(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
     for workload in WORKLOADS:
         for storage in STORAGES:
             s = find(ours, workload, storage)
-            if s is None:
+            if s is None or s.get("mode"):  # the qcluster row is reported in the notes
                 continue
             m = find(maf, workload, MAF_STORAGE[storage])
             g = lg_row(lg, workload, storage)
@@ -198,8 +200,9 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
         out.append("S file fsync=True vs fsync=False: " + "; ".join(fsync) + ".")
     for row in ours:
         if row.get("mode") == "qcluster":
-            out.append(f"S approval through {row['workers']} qcluster workers, {row['runs']} runs: "
-                       f"enqueue-to-first-superstep median "
+            out.append(f"S approval through {row['workers']} qcluster workers: enqueue-to-first-"
+                       f"superstep median {row['idle_enqueue_to_first_superstep_ms_median']} ms "
+                       f"for a lone run on an idle cluster; {row['runs']} runs at once: median "
                        f"{row['enqueue_to_first_superstep_ms_median']} ms (p95 "
                        f"{row['enqueue_to_first_superstep_ms_p95']} ms), "
                        f"{row['runs_per_minute']} runs completed per minute.")
