@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import pytest
 
 from tests.installation import Installation
 
