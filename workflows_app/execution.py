@@ -2,16 +2,18 @@
 
 ``RunExecution.execute`` is the body of the run task. It takes the run's lease (one writer per
 run, ever), builds a fresh engine workflow from the registry, and drives it from the run's
-input, its newest checkpoint, or the checkpoint an operator chose. Each checkpoint is saved
-together with the events emitted since the previous one, the outputs so far and a renewed
-lease, in one transaction: after a crash the run continues from its newest checkpoint and
-nothing recorded is lost or written twice. The task stops when the run completes, fails,
-waits on requests, is cancelled, or has run for a slice (then it re-enqueues itself).
+input, its newest checkpoint, or the checkpoint an operator chose. Checkpoints are committed
+together with the events emitted before them, the outputs so far and a renewed lease, in one
+transaction (fast supersteps share one, see ``persist``): after a crash the run continues
+from its newest committed checkpoint and nothing recorded is lost or written twice. The task
+stops when the run completes, fails, waits on requests, is cancelled, or has run for a slice
+(then it re-enqueues itself).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -20,7 +22,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import contextlib
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
