@@ -1,10 +1,281 @@
-"""Dashboard pages. Every page needs a logged-in user."""
+"""Dashboard pages. Every page needs a logged-in user with the view permission; actions need
+the operate or approve permission (``workflows_app.permissions``) and go through
+``workflows_app.services``."""
 
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from workflows_app import permissions, services
+from workflows_app.diffs import diff_documents
+from workflows_app.models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
+from workflows_app.states import RequestStatus, RunStatus
+
+from .diagram import layout
+from .forms import ResponseForm, StartRunForm, example_input
+
+RUN_PARTS = ("header", "requests", "checkpoints", "outputs")
+
+
+def _require(request, check) -> None:
+    if not check(request.user):
+        raise PermissionDenied("your account may not do this")
+
+
+def _error_status(error: services.ServiceError) -> int:
+    if isinstance(error, services.NotFound):
+        return 404
+    return 409 if isinstance(error, services.Conflict) else 400
+
+
+# --------------------------------------------------------------------------- runs
+@login_required
+def runs(request):
+    """All runs, newest first, filterable by status and workflow; statuses update live."""
+    _require(request, permissions.can_view)
+    return render(request, "dashboard/runs.html", _runs_context(request))
 
 
 @login_required
-def home(request):
-    """The landing page: where an operator starts."""
-    return render(request, "dashboard/home.html")
+def runs_table(request):
+    """The runs table alone, for the page to refresh when a run it does not show appears."""
+    _require(request, permissions.can_view)
+    return render(request, "dashboard/_runs_table.html", _runs_context(request))
+
+
+def _runs_context(request) -> dict[str, Any]:
+    queryset = Run.objects.select_related("workflow", "created_by").order_by("-created_at")
+    status, workflow = request.GET.get("status", ""), request.GET.get("workflow", "")
+    if status:
+        queryset = queryset.filter(status=status)
+    if workflow:
+        queryset = queryset.filter(workflow__name=workflow)
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    return {"page": page, "runs": page.object_list, "status": status, "workflow": workflow,
+            "statuses": RunStatus.choices,
+            "workflows": Workflow.objects.filter(is_registered=True)}
+
+
+# --------------------------------------------------------------------------- workflows
+@login_required
+def workflows(request, bound: dict[str, StartRunForm] | None = None, status: int = 200):
+    """Every registered workflow: its graph and a form to start a run."""
+    _require(request, permissions.can_view)
+    items = []
+    for workflow in Workflow.objects.filter(is_registered=True):
+        form = (bound or {}).get(workflow.name) or StartRunForm(
+            workflow.input_schema, initial={"input": example_input(workflow.input_schema)})
+        items.append({"workflow": workflow, "form": form, "diagram": layout(workflow.graph)})
+    return render(request, "dashboard/workflows.html", {"items": items}, status=status)
+
+
+@login_required
+@require_POST
+def start_run(request, name: str):
+    _require(request, permissions.can_operate)
+    workflow = get_object_or_404(Workflow, name=name, is_registered=True)
+    form = StartRunForm(workflow.input_schema, request.POST)
+    if form.is_valid():
+        try:
+            run = services.start_run(name, form.value(), request.user)
+        except services.ServiceError as error:
+            form.add_error("input", str(error))
+        except Exception as error:  # form.value() refusing text that is not JSON
+            form.add_error("input", "; ".join(getattr(error, "messages", [str(error)])))
+        else:
+            return redirect("dashboard:run", run_id=run.pk)
+    return workflows(request, bound={name: form}, status=400)
+
+
+# --------------------------------------------------------------------------- one run
+def _get_run(run_id) -> Run:
+    return get_object_or_404(Run.objects.select_related(
+        "workflow", "created_by", "parent_run__workflow", "source_checkpoint"), pk=run_id)
+
+
+def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]:
+    open_requests = list(run.requests.filter(status=RequestStatus.OPEN).order_by("created_at"))
+    checkpoints = list(run.checkpoints.order_by("created_at").only(
+        "checkpoint_id", "superstep", "kind", "created_at", "size_bytes", "json_bytes",
+        "pending_request_count", "previous_id"))
+    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return {
+        "run": run,
+        "requests": [_request_item(r, (bound or {}).get(r.pk)) for r in open_requests],
+        "checkpoints": checkpoints,
+        "diagram": layout(run.workflow.graph),
+        "children": run.rehydrated_runs.order_by("created_at"),
+        "last_seq": last_seq,
+        "outputs": [o if isinstance(o, str) else json.dumps(o, ensure_ascii=False)
+                    for o in run.outputs],
+        "can_operate": permissions.can_operate(request.user),
+        "can_approve": permissions.can_approve(request.user),
+        "active": run.status in RunStatus.active(),
+        "finished": run.status in RunStatus.finished(),
+    }
+
+
+def _request_item(pending: PendingRequest, form: ResponseForm | None = None) -> dict:
+    return {"request": pending, "form": form or ResponseForm(pending.response_schema),
+            "data": json.dumps(pending.request_data, indent=2, ensure_ascii=False)}
+
+
+@login_required
+def run_detail(request, run_id):
+    """A run: status and lineage, live graph and timeline, events, outputs, requests and
+    checkpoints with their actions."""
+    _require(request, permissions.can_view)
+    run = _get_run(run_id)
+    context = _run_context(request, run)
+    context["events"] = list(run.events.order_by("-seq")[:300])[::-1]
+    context["events_json"] = [_event_json(e) for e in context["events"]]
+    return render(request, "dashboard/run_detail.html", context)
+
+
+def _event_json(event: RunEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "type": event.type, "superstep": event.superstep,
+            "executor_id": event.executor_id, "data": event.data,
+            "created_at": event.created_at.isoformat()}
+
+
+@login_required
+def run_part(request, run_id, part: str):
+    """One panel of the run page, re-fetched by the page when the run changes."""
+    _require(request, permissions.can_view)
+    if part not in RUN_PARTS:
+        raise Http404(f"no such part: {part}")
+    return render(request, f"dashboard/_run_{part}.html", _run_context(request, _get_run(run_id)))
+
+
+@login_required
+@require_POST
+def run_action(request, run_id, action: str):
+    """Resume, rehydrate or cancel; the result is shown on the (new) run's page."""
+    _require(request, permissions.can_operate)
+    checkpoint_id = request.POST.get("checkpoint_id")
+    try:
+        if action == "resume":
+            run = services.resume_run(run_id, checkpoint_id, request.user)
+            messages.success(request, "The run resumes from the chosen checkpoint.")
+        elif action == "rehydrate":
+            run = services.rehydrate_run(run_id, checkpoint_id, request.user)
+            messages.success(request, "A new run was rehydrated from the checkpoint.")
+        elif action == "cancel":
+            run = services.cancel_run(run_id, request.user)
+            messages.success(request, "The run is cancelled." if run.status == RunStatus.CANCELLED
+                             else "The run stops at its next checkpoint.")
+        else:
+            raise Http404(f"no such action: {action}")
+    except services.ServiceError as error:
+        messages.error(request, str(error))
+        if isinstance(error, services.NotFound) and not Run.objects.filter(pk=run_id).exists():
+            raise Http404(str(error)) from None
+        return redirect("dashboard:run", run_id=run_id)
+    return redirect("dashboard:run", run_id=run.pk)
+
+
+# --------------------------------------------------------------------------- requests
+@login_required
+def requests_inbox(request, bound: dict | None = None, status: int = 200):
+    """Every open request across runs, newest first, each with its form."""
+    _require(request, permissions.can_view)
+    pending = PendingRequest.objects.filter(status=RequestStatus.OPEN).select_related(
+        "run__workflow").order_by("-created_at")
+    return render(request, "dashboard/requests.html", {
+        "requests": [_request_item(r, (bound or {}).get(r.pk)) for r in pending],
+        "can_approve": permissions.can_approve(request.user)}, status=status)
+
+
+@login_required
+@require_POST
+def respond(request, request_pk):
+    """Answer a request from its generated form; errors show on the form."""
+    _require(request, permissions.can_approve)
+    pending = get_object_or_404(PendingRequest.objects.select_related("run"), pk=request_pk)
+    form = ResponseForm(pending.response_schema, request.POST)
+    next_url = request.POST.get("next", "")
+    if form.is_valid():
+        try:
+            services.respond(pending.pk, form.to_json(), request.user)
+        except services.ServiceError as error:
+            if isinstance(error, services.Conflict):
+                messages.error(request, str(error))
+                return _back(request, next_url, pending)
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Answer recorded; the run continues.")
+            return _back(request, next_url, pending)
+    if next_url == reverse("dashboard:requests"):
+        return requests_inbox(request, bound={pending.pk: form}, status=400)
+    context = _run_context(request, _get_run(pending.run_id), bound={pending.pk: form})
+    context["events"], context["events_json"] = [], []
+    return render(request, "dashboard/run_detail.html", context, status=400)
+
+
+def _back(request, next_url: str, pending: PendingRequest):
+    if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}):
+        return redirect(next_url)
+    return redirect("dashboard:run", run_id=pending.run_id)
+
+
+# --------------------------------------------------------------------------- checkpoints
+@login_required
+def checkpoint_detail(request, checkpoint_id: str):
+    """A checkpoint's decoded state and what changed since the previous one."""
+    _require(request, permissions.can_view)
+    checkpoint = get_object_or_404(Checkpoint.objects.select_related("run__workflow"),
+                                   pk=checkpoint_id)
+    previous = Checkpoint.objects.filter(pk=checkpoint.previous_id).first()
+    try:
+        document = checkpoint.decoded()
+        changes = diff_documents(previous.decoded() if previous else None, document)
+        problem = ""
+    except ValueError as error:
+        document, changes, problem = {}, [], str(error)
+    sections = [(name, json.dumps(document.get(key), indent=2, ensure_ascii=False))
+                for name, key in (("Executor states", "executor_states"),
+                                  ("Pending messages", "messages"),
+                                  ("Shared state", "shared_state"),
+                                  ("Pending requests", "pending_requests"),
+                                  ("Fan-in buffers", "fan_in_buffers"))]
+    return render(request, "dashboard/checkpoint.html", {
+        "checkpoint": checkpoint, "previous": previous, "sections": sections,
+        "changes": [{**c, "before_json": json.dumps(c.get("before"), ensure_ascii=False),
+                     "after_json": json.dumps(c.get("after"), ensure_ascii=False)}
+                    for c in changes],
+        "next_checkpoints": Checkpoint.objects.filter(previous_id=checkpoint.pk),
+        "problem": problem})
+
+
+@login_required
+def checkpoint_export(request, checkpoint_id: str):
+    """Download a checkpoint as a portable JSON document (``import_checkpoint`` reads it)."""
+    _require(request, permissions.can_view)
+    try:
+        document = services.export_checkpoint(checkpoint_id)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+    response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="checkpoint-{checkpoint_id}.json"'
+    return response
+
+
+@login_required
+def run_events(request, run_id):
+    """Events after ``?after=<seq>`` as JSON (the page's fallback when its socket is down)."""
+    _require(request, permissions.can_view)
+    run = _get_run(run_id)
+    after = int(request.GET.get("after", "0") or 0)
+    events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:500]
+    return JsonResponse({"status": run.status, "events": [_event_json(e) for e in events]})

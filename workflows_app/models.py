@@ -70,6 +70,7 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("operate_run", "Can start, resume, rehydrate and cancel runs")]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="run_status_created"),
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
@@ -148,6 +149,7 @@ class PendingRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("answer_request", "Can answer requests")]
         indexes = [models.Index(fields=["status", "-created_at"], name="request_status_created")]
         constraints = [models.UniqueConstraint(fields=["run", "request_id"],
                                                name="pendingrequest_run_request")]

@@ -1,23 +1,130 @@
+"""Dashboard pages: what each role sees and may do; every action goes through services."""
+
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
+
+from workflows_app import services
+from workflows_app.models import PendingRequest, Run
+from workflows_app.states import RequestStatus, RunStatus
 
 pytestmark = pytest.mark.django_db
 
 
-def test_home_requires_login(client):
-    response = client.get(reverse("dashboard:home"))
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+@pytest.fixture(autouse=True)
+def _quiet_channels(settings):
+    settings.STEPSTONE = {**settings.STEPSTONE, "PUBLISH_EVENTS": False}
 
 
-def test_home_renders_for_a_logged_in_user(client, django_user_model):
-    user = django_user_model.objects.create_user("viewer", password="pw-123456-x")
+def member(django_user_model, client, *groups):
+    user = django_user_model.objects.create_user("-".join(groups) or "nobody", password="x-pw-1234567")
+    for name in groups:
+        user.groups.add(Group.objects.get(name=name))
     client.force_login(user)
-    response = client.get(reverse("dashboard:home"))
-    assert response.status_code == 200
-    assert b"Stepstone" in response.content
+    return user
 
 
-def test_login_page_renders(client):
-    response = client.get(reverse("login"))
-    assert response.status_code == 200 and b"csrfmiddlewaretoken" in response.content
+@pytest.fixture
+def waiting_review():
+    from workflows_app.execution import RunExecution
+    run = services.start_run("document-review", {"title": "Plan"})
+    RunExecution(run.pk).execute()
+    return Run.objects.get(pk=run.pk)
+
+
+def test_pages_need_login(client):
+    for name in ("dashboard:runs", "dashboard:workflows", "dashboard:requests"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_a_user_without_a_role_is_refused(client, django_user_model):
+    member(django_user_model, client)
+    assert client.get(reverse("dashboard:runs")).status_code == 403
+
+
+def test_viewer_sees_pages_without_action_buttons_and_the_server_refuses_actions(
+        client, django_user_model, waiting_review):
+    member(django_user_model, client, "viewers")
+    page = client.get(reverse("dashboard:run", args=[waiting_review.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="run-status"' in html
+    assert "button class=\"resume" not in html and 'class="rehydrate' not in html
+    assert "Answering needs the approver role" in html
+    workflows = client.get(reverse("dashboard:workflows")).content.decode()
+    assert 'data-workflow="long-loop"' in workflows and "start-run" not in workflows
+    assert client.post(reverse("dashboard:start-run", args=["long-loop"]),
+                       {"input": "{}"}).status_code == 403
+    assert client.post(reverse("dashboard:run-action", args=[waiting_review.pk, "cancel"])
+                       ).status_code == 403
+    request = waiting_review.requests.get()
+    assert client.post(reverse("dashboard:respond", args=[request.pk]),
+                       {"approved": "true"}).status_code == 403
+    assert Run.objects.count() == 1 and request.status == RequestStatus.OPEN
+
+
+def test_operator_starts_a_run_and_bad_input_is_shown_on_the_form(client, django_user_model):
+    member(django_user_model, client, "operators")
+    bad = client.post(reverse("dashboard:start-run", args=["long-loop"]), {"input": '{"rounds": "x"}'})
+    assert bad.status_code == 400 and b"form-error" in bad.content and b"input.rounds" in bad.content
+    not_json = client.post(reverse("dashboard:start-run", args=["long-loop"]), {"input": "rounds"})
+    assert not_json.status_code == 400 and b"not valid JSON" in not_json.content
+    assert Run.objects.count() == 0
+    good = client.post(reverse("dashboard:start-run", args=["map-reduce"]), {"input": "plain text"})
+    run = Run.objects.get()
+    assert good.status_code == 302 and good["Location"] == reverse("dashboard:run", args=[run.pk])
+    assert run.input == "plain text"  # a string workflow takes text that is not JSON
+
+
+def test_approver_answers_with_the_generated_form_and_a_second_answer_is_refused(
+        client, django_user_model, waiting_review):
+    user = member(django_user_model, client, "approvers")
+    request = waiting_review.requests.get()
+    page = client.get(reverse("dashboard:run", args=[waiting_review.pk])).content.decode()
+    assert 'select name="approved"' in page and 'name="comment"' in page
+    invalid = client.post(reverse("dashboard:respond", args=[request.pk]), {"approved": "maybe"})
+    assert invalid.status_code == 400 and b"form-error" in invalid.content
+    ok = client.post(reverse("dashboard:respond", args=[request.pk]),
+                     {"approved": "false", "comment": "shorter"})
+    assert ok.status_code == 302
+    request.refresh_from_db()
+    assert request.status == RequestStatus.ANSWERED and request.answered_by == user
+    assert request.response["fields"] == {"approved": False, "comment": "shorter"}
+    again = client.post(reverse("dashboard:respond", args=[request.pk]), {"approved": "true"},
+                        follow=True)
+    assert b"cannot be answered" in again.content
+
+
+def test_operator_resumes_and_rehydrates_from_the_checkpoint_table(
+        client, django_user_model, waiting_review):
+    member(django_user_model, client, "operators")
+    entry = waiting_review.checkpoints.get(kind="entry")
+    rehydrated = client.post(reverse("dashboard:run-action", args=[waiting_review.pk, "rehydrate"]),
+                             {"checkpoint_id": entry.pk})
+    child = Run.objects.get(parent_run=waiting_review)
+    assert rehydrated["Location"] == reverse("dashboard:run", args=[child.pk])
+    page = client.get(rehydrated["Location"]).content.decode()
+    assert 'class="parent-run"' in page
+    resumed = client.post(reverse("dashboard:run-action", args=[waiting_review.pk, "resume"]),
+                          {"checkpoint_id": entry.pk})
+    assert resumed["Location"] == reverse("dashboard:run", args=[waiting_review.pk])
+    waiting_review.refresh_from_db()
+    assert waiting_review.status == RunStatus.QUEUED
+    conflict = client.post(reverse("dashboard:run-action", args=[waiting_review.pk, "resume"]),
+                           {"checkpoint_id": entry.pk}, follow=True)
+    assert b"is queued" in conflict.content
+
+
+def test_requests_inbox_and_checkpoint_page(client, django_user_model, waiting_review):
+    member(django_user_model, client, "viewers")
+    inbox = client.get(reverse("dashboard:requests")).content.decode()
+    assert f'data-request="{waiting_review.requests.get().pk}"' in inbox
+    head = waiting_review.head_checkpoint
+    page = client.get(reverse("dashboard:checkpoint", args=[head.pk])).content.decode()
+    assert "Executor states" in page and "pending_requests." in page  # the diff names the request
+    export = client.get(reverse("dashboard:checkpoint-export", args=[head.pk]))
+    assert export.json()["checkpoint"]["checkpoint_id"] == head.pk
+    part = client.get(reverse("dashboard:run-part", args=[waiting_review.pk, "checkpoints"]))
+    assert f'data-checkpoint="{head.pk}"' in part.content.decode()
+    events = client.get(reverse("dashboard:run-events", args=[waiting_review.pk]), {"after": 3})
+    assert [e["seq"] for e in events.json()["events"]][0] == 4
