@@ -8,17 +8,25 @@ reads the SQLite file read-only with the ``sqlite3`` module.
 Clusters are started in a session of their own, so a whole cluster (guard, pusher, monitor and
 workers) can be SIGKILLed at once through its process group; ``close`` kills every cluster the
 installation started and waits until none of their processes is left.
+
+``start_web`` serves the installation with a real ``daphne`` on a free loopback port (HTTP and
+websockets, as ``make run`` does), for browser tests; ``close`` kills it too. ``operator`` is
+the login ``bootstrap`` created (a superuser) and ``create_user`` makes more.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -27,6 +35,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "manage.py"
 PYTHON = sys.executable
+DAPHNE = str(Path(PYTHON).with_name("daphne"))  # the venv's daphne, beside its python
 
 # Short timings so leases expire and tasks are redelivered within seconds.
 FAST_TIMINGS = {
@@ -40,8 +49,18 @@ FAST_TIMINGS = {
 _STRIPPED = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY")  # always the embedded stack
 
 
-class Cluster:
-    """One ``manage.py qcluster`` process group, logging to a file."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProcessGroup:
+    """A process started in a session of its own (so its children die with it), logging to
+    a file."""
+
+    what = "process"
 
     def __init__(self, process: subprocess.Popen, log_path: Path) -> None:
         self.process = process
@@ -82,7 +101,48 @@ class Cluster:
                 self.killed = True
                 return
             time.sleep(0.02)
-        raise RuntimeError(f"qcluster process group {self.pgid} survived SIGKILL")
+        raise RuntimeError(f"{self.what} process group {self.pgid} survived SIGKILL")
+
+
+class Cluster(ProcessGroup):
+    """One ``manage.py qcluster`` process group."""
+
+    what = "qcluster"
+
+
+class WebServer(ProcessGroup):
+    """One ``daphne`` process serving the installation on ``url`` (HTTP and websockets)."""
+
+    what = "daphne"
+
+    def __init__(self, process: subprocess.Popen, log_path: Path, port: int) -> None:
+        super().__init__(process, log_path)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+
+    def wait_ready(self, path: str = "/login/", timeout: float = 30) -> None:
+        """Wait until ``path`` answers over HTTP (any status but a server error)."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"daphne exited with {self.process.returncode} before "
+                                     f"answering\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + path, timeout=2) as response:
+                    if response.status < 500:
+                        return
+                    last = response.status
+            except urllib.error.HTTPError as error:  # 4xx still means it is serving
+                if error.code < 500:
+                    return
+                last = error
+            except OSError as error:  # not listening yet
+                last = error
+            time.sleep(0.1)
+        raise AssertionError(f"daphne did not answer {self.url}{path} within {timeout}s "
+                             f"(last: {last!r})\n{self.log_tail()}")
 
 
 class Installation:
@@ -104,6 +164,8 @@ class Installation:
         env.update({key: str(value) for key, value in settings.items()})
         self.env = env
         self.clusters: list[Cluster] = []
+        self.web_servers: list[WebServer] = []
+        self.operator: tuple[str, str] | None = None  # (username, password) from bootstrap
 
     # -- processes ------------------------------------------------------------------------
     def manage(self, *args: str, check: bool = True, timeout: float = 60,
@@ -117,7 +179,10 @@ class Installation:
         return result
 
     def bootstrap(self) -> "Installation":
-        self.manage("bootstrap")
+        out = self.manage("bootstrap").stdout
+        found = re.search(r"Log in as '([^']+)' with password: (\S+)", out)
+        if found:  # printed on the first bootstrap only
+            self.operator = (found.group(1), found.group(2))
         return self
 
     def start_cluster(self, workers: int = 2) -> Cluster:
@@ -131,23 +196,43 @@ class Installation:
         self.clusters.append(cluster)
         return cluster
 
+    def start_web(self, port: int | None = None, wait: bool = True) -> WebServer:
+        """Serve this installation with ``daphne`` on 127.0.0.1 (a free port unless given);
+        with ``wait``, return once HTTP answers."""
+        port = port or free_port()
+        log_path = self.data_dir / f"daphne-{len(self.web_servers) + 1}.log"
+        env = dict(self.env,
+                   DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+                   DJANGO_CSRF_TRUSTED_ORIGINS=f"http://127.0.0.1:{port},http://localhost:{port}")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "stepstone.asgi:application"],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        server = WebServer(process, log_path, port)
+        self.web_servers.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
     def close(self) -> None:
-        """Kill every cluster of this installation (fixture teardown)."""
+        """Kill every cluster and web server of this installation (fixture teardown)."""
         errors = []
-        for cluster in self.clusters:
+        for group in [*self.web_servers, *self.clusters]:
             try:
-                cluster.kill()
+                group.kill()
             except RuntimeError as error:  # pragma: no cover
                 errors.append(str(error))
         if errors:  # pragma: no cover
             raise RuntimeError("; ".join(errors))
 
     def log_tails(self, lines: int = 40) -> str:
-        if not self.clusters:
+        groups = [*self.clusters, *self.web_servers]
+        if not groups:
             return "(no qcluster was started)"
-        return "\n".join(f"--- {c.log_path.name} (pid {c.process.pid}, "
-                         f"exit {c.process.poll()}) ---\n{c.log_tail(lines)}"
-                         for c in self.clusters)
+        return "\n".join(f"--- {g.log_path.name} (pid {g.process.pid}, "
+                         f"exit {g.process.poll()}) ---\n{g.log_tail(lines)}"
+                         for g in groups)
 
     # -- commands -------------------------------------------------------------------------
     def start_run(self, workflow: str, input_value: Any) -> str:
@@ -161,6 +246,22 @@ class Installation:
         if not lines:
             raise AssertionError(f"shell snippet printed nothing:\n{code}")
         return json.loads(lines[-1])
+
+    def create_user(self, username: str, password: str, superuser: bool = False,
+                    permissions: tuple[str, ...] = ()) -> None:
+        """A login; ``permissions`` are ``app_label.codename`` strings."""
+        self.shell(
+            "import json\n"
+            "from django.contrib.auth import get_user_model\n"
+            "from django.contrib.auth.models import Permission\n"
+            "User = get_user_model()\n"
+            f"make = User.objects.create_superuser if {superuser!r} else User.objects.create_user\n"
+            f"user = make({username!r}, password={password!r})\n"
+            f"for perm in {list(permissions)!r}:\n"
+            "    app, codename = perm.split('.', 1)\n"
+            "    user.user_permissions.add(Permission.objects.get(\n"
+            "        content_type__app_label=app, codename=codename))\n"
+            "print(json.dumps(user.pk))\n")
 
     def enqueue(self, run_id: str) -> None:
         self.manage("shell", "-c",

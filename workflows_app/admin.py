@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from . import services
+from . import permissions, services
 from .diffs import diff_documents
 from .models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
 
@@ -32,7 +32,11 @@ def _link(obj, label=None):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows are written by services and workers only."""
+    """Rows are written by services and workers only. Actions that change runs need the
+    operate permission (``workflows_app.permissions``), as in the dashboard."""
+
+    def has_operate_permission(self, request) -> bool:
+        return permissions.can_operate(request.user)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -153,7 +157,7 @@ class RunAdmin(ReadOnlyAdmin):
     def head_link(self, obj):
         return _link(obj.head_checkpoint)
 
-    @admin.action(description="Cancel the selected runs", permissions=["view"])
+    @admin.action(description="Cancel the selected runs", permissions=["operate"])
     def cancel_runs(self, request, queryset):
         for run in queryset:
             try:
@@ -206,7 +210,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
             return None
         return queryset.get()
 
-    @admin.action(description="Resume its run from this checkpoint", permissions=["view"])
+    @admin.action(description="Resume its run from this checkpoint", permissions=["operate"])
     def resume_from(self, request, queryset):
         checkpoint = self._one(request, queryset)
         if checkpoint is None:
@@ -218,7 +222,8 @@ class CheckpointAdmin(ReadOnlyAdmin):
         except services.ServiceError as error:
             self.message_user(request, str(error), messages.ERROR)
 
-    @admin.action(description="Rehydrate a new run from this checkpoint", permissions=["view"])
+    @admin.action(description="Rehydrate a new run from this checkpoint",
+                  permissions=["operate"])
     def rehydrate_from(self, request, queryset):
         checkpoint = self._one(request, queryset)
         if checkpoint is None:
