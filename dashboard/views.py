@@ -117,7 +117,7 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "diagram": layout(run.workflow.graph),
         "children": run.rehydrated_runs.order_by("created_at"),
         "last_seq": last_seq,
-        "outputs": [o if isinstance(o, str) else json.dumps(o, ensure_ascii=False)
+        "outputs": [o if isinstance(o, str) else json.dumps(plain(o), ensure_ascii=False)
                     for o in run.outputs],
         "can_operate": permissions.can_operate(request.user),
         "can_approve": permissions.can_approve(request.user),
@@ -127,8 +127,31 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
 
 
 def _request_item(pending: PendingRequest, form: ResponseForm | None = None) -> dict:
+    data = pending.request_data
+    kind = data.get("class", "").rsplit(".", 1)[-1] if isinstance(data, dict) else ""
     return {"request": pending, "form": form or ResponseForm(pending.response_schema),
-            "data": json.dumps(pending.request_data, indent=2, ensure_ascii=False)}
+            "kind": kind, "data": json.dumps(plain(data), indent=2, ensure_ascii=False)}
+
+
+def plain(value: Any) -> Any:
+    """An encoded checkpoint value as a person reads it: dataclasses and models as their
+    fields, enums as their names, other tags as their payload."""
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    tag = value.get("__type__")
+    if tag in ("dataclass", "pydantic"):
+        return plain(value.get("fields"))
+    if tag == "enum":
+        return value.get("name")
+    if tag in ("tuple", "set", "frozenset"):
+        return plain(value.get("items"))
+    if tag == "dict":
+        return {json.dumps(plain(k)): plain(v) for k, v in value.get("items", [])}
+    if tag is not None:
+        return next((v for k, v in value.items() if k != "__type__"), None)
+    return {key: plain(item) for key, item in value.items()}
 
 
 @login_required
