@@ -1,4 +1,8 @@
-"""ASGI entry point, served by daphne (``daphne stepstone.asgi:application``)."""
+"""ASGI entry point, served by daphne (``daphne stepstone.asgi:application``).
+
+HTTP goes to Django; websockets (the dashboard's live updates) to Channels, refused unless
+their Origin is one of ``ALLOWED_HOSTS``, with the user of the session cookie in the scope.
+"""
 
 import os
 
@@ -6,4 +10,17 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stepstone.settings")
 
-application = get_asgi_application()
+# Set Django up before anything imports models (the consumers do).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from dashboard.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": AllowedHostsOriginValidator(
+        AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})

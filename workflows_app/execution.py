@@ -121,11 +121,13 @@ class RunExecution:
         run = claim(self.run_id, self.owner)
         if run is None:
             return "skipped: the run is not queued, or another worker holds its lease"
+        self.publisher.send(live.status_message(self.run_id, RunStatus.RUNNING))
         try:
             self.seq = self.persisted_seq = RunEvent.objects.filter(run_id=self.run_id).count()
             plan = self._plan(run)
         except Exception as error:  # unknown workflow, unreadable checkpoint...
-            live.send(self._finalize("failed", error))
+            self.publisher.send(self._finalize("failed", error))
+            self.publisher.close()
             return f"failed: {error}"
         try:
             with _private_event_loop_may_block():

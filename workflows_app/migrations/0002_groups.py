@@ -12,6 +12,8 @@ GROUPS = {
 
 
 def create_groups(apps, schema_editor):
+    if schema_editor.connection.alias != "default":
+        return  # the channel layer's database holds no users
     # Permissions are normally created after all migrations ran; create them now.
     from django.contrib.auth.management import create_permissions
 
@@ -27,6 +29,8 @@ def create_groups(apps, schema_editor):
 
 
 def remove_groups(apps, schema_editor):
+    if schema_editor.connection.alias != "default":
+        return
     apps.get_model("auth", "Group").objects.filter(name__in=GROUPS).delete()
 
 

@@ -1,0 +1,263 @@
+"""Live updates of the dashboard over websockets (SPEC §2, issue 4).
+
+``/ws/runs/`` (``RunsConsumer``) streams the status changes of all runs;
+``/ws/runs/<run_id>/`` (``RunEventsConsumer``) streams one run's events and status.
+
+Messages sent to the browser (JSON text frames):
+
+- ``{"type": "status", "run_id": ..., "status": ...}`` on ``/ws/runs/``;
+- ``{"type": "events", "events": [{"seq", "type", "superstep", "executor_id", "data",
+  "created_at"}, ...]}`` on ``/ws/runs/<run_id>/``, in ``seq`` order, at most
+  ``REPLAY_BATCH`` events a message, never an event twice on one connection;
+- ``{"type": "status", "run_id": ..., "status": ..., "superstep": ...}`` on
+  ``/ws/runs/<run_id>/``: the run's row as read from the database;
+- ``{"type": "error", "error": ...}`` for a message from the browser that is not understood.
+
+A run page asks for the events after the last ``seq`` it rendered, with ``?after=<seq>`` in
+the URL and/or by sending ``{"type": "replay", "after": <seq>}`` at any time (e.g. on
+reconnecting); the answer is those events from the database, then the run's status.
+
+Refusals arrive as close codes: 4403 (not logged in, or no ``workflows_app.view_run``) and
+4404 (no such run). The socket is accepted first and closed at once, because a close before
+the accept becomes an HTTP 403 of the handshake, and the browser sees only code 1006: with
+the code, a page knows not to reconnect. (A foreign Origin is refused by the handshake.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from workflows_app.live import RUNS_GROUP, run_group
+from workflows_app.models import Run, RunEvent
+
+logger = logging.getLogger(__name__)
+
+VIEW_PERMISSION = "workflows_app.view_run"
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+REPLAY_BATCH = 500  # events per message, replayed or live
+EVENT_FIELDS = ("seq", "type", "superstep", "executor_id", "data", "created_at")
+
+
+def may_view(user: Any) -> bool:
+    """Whether the socket's user may watch runs (superusers have every permission)."""
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and user.has_perm(VIEW_PERMISSION))
+
+
+def event_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``RunEvent`` row in the shape the worker publishes (``live.events_message``)."""
+    return {"seq": row["seq"], "type": row["type"], "superstep": row["superstep"],
+            "executor_id": row["executor_id"], "data": row["data"],
+            "created_at": row["created_at"].isoformat()}
+
+
+def parse_seq(value: Any) -> int | None:
+    """A ``seq`` given by the browser: a non-negative integer (or its decimal text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            return None
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+class _LiveConsumer(AsyncJsonWebsocketConsumer):
+    """What both consumers share: refusing, joining groups, tolerant JSON decoding."""
+
+    renewal: asyncio.Task | None = None  # keeps the memberships from expiring
+
+    async def refuse(self, code: int) -> None:
+        await self.accept()
+        await self.close(code=code)
+
+    async def join(self, group: str) -> None:
+        # Left again by AsyncWebsocketConsumer.websocket_disconnect, which discards self.groups.
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
+        if self.renewal is None:
+            self.renewal = asyncio.ensure_future(self.renew_groups())
+
+    async def renew_groups(self) -> None:
+        """Join the groups again before the layer forgets the membership (group_expiry, a
+        day by default): a page left open for days keeps receiving."""
+        period = max(getattr(self.channel_layer, "group_expiry", 86400) / 4, 0.1)
+        while True:
+            await asyncio.sleep(period)
+            for group in list(self.groups):
+                try:
+                    await self.channel_layer.group_add(group, self.channel_name)
+                except Exception:  # try again next period
+                    logger.warning("could not renew %s in %s", self.channel_name, group,
+                                   exc_info=True)
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # however the consumer ends
+            self.stop_renewal()
+
+    async def websocket_disconnect(self, message):
+        self.stop_renewal()  # before the groups are left, so none is joined again
+        await super().websocket_disconnect(message)
+
+    def stop_renewal(self) -> None:
+        if self.renewal is not None:
+            self.renewal.cancel()
+            self.renewal = None
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            content = json.loads(text_data) if text_data else None
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            await self.send_error("expected a JSON object")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content, **kwargs):
+        await self.send_error(f"unknown message type {content.get('type')!r}")
+
+    async def send_error(self, error: str) -> None:
+        await self.send_json({"type": "error", "error": error})
+
+
+class RunsConsumer(_LiveConsumer):
+    """``/ws/runs/``: every run's status changes, as the runs list shows them."""
+
+    async def connect(self) -> None:
+        if not await database_sync_to_async(may_view)(self.scope.get("user")):
+            await self.refuse(CLOSE_FORBIDDEN)
+            return
+        await self.join(RUNS_GROUP)
+        await self.accept()
+
+    async def run_status(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "status", "run_id": message["run_id"],
+                              "status": message["status"]})
+
+
+class RunEventsConsumer(_LiveConsumer):
+    """``/ws/runs/<run_id>/``: one run's events (replayed from the database on request, then
+    live) and its status.
+
+    ``sent_seq`` is the highest ``seq`` sent on this connection (None until the page said
+    where it is or an event was sent): live events at or below it are dropped, so replay and
+    live may overlap without duplicates. The groups are joined before the database is read,
+    so an event committed after the read still arrives live. Events are committed before they
+    are published, so a live message that skips ``seq`` numbers (one lost or overtaken on the
+    way) is completed from the database: the page never sees a hole.
+    """
+
+    async def connect(self) -> None:
+        self.run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
+        self.sent_seq: int | None = None
+        self.sent_status: tuple[str, int] | None = None
+        refusal = await self.authorize()
+        if refusal is not None:
+            await self.refuse(refusal)
+            return
+        await self.join(run_group(self.run_id))
+        # Status changes go to the runs group only; keep this run's.
+        await self.join(RUNS_GROUP)
+        await self.accept()
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "after" in query:
+            after = parse_seq(query["after"][-1])
+            if after is None:
+                await self.send_error("after must be a non-negative integer")
+            else:
+                await self.replay(after)
+                return
+        await self.send_status()
+
+    @database_sync_to_async
+    def authorize(self) -> int | None:
+        if not may_view(self.scope.get("user")):
+            return CLOSE_FORBIDDEN
+        if not Run.objects.filter(pk=self.run_id).exists():
+            return CLOSE_NOT_FOUND
+        return None
+
+    # -- from the browser ------------------------------------------------------------------
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") != "replay":
+            await super().receive_json(content, **kwargs)
+            return
+        after = parse_seq(content.get("after", 0))
+        if after is None:
+            await self.send_error("after must be a non-negative integer")
+            return
+        await self.replay(after)
+
+    async def replay(self, after: int) -> None:
+        """Send the events after ``after`` from the database, then the run's status. The page
+        says it has everything up to ``after``: that becomes the mark to send from."""
+        self.sent_seq = after
+        while True:
+            events = await self.read_events(self.sent_seq)
+            await self.send_events(events)
+            if len(events) < REPLAY_BATCH:
+                break
+        self.sent_status = None  # a replay always ends with the status
+        await self.send_status()
+
+    # -- from the channel layer ------------------------------------------------------------
+    async def run_events(self, message: dict[str, Any]) -> None:
+        if message.get("run_id") != self.run_id:
+            return
+        floor = self.sent_seq if self.sent_seq is not None else 0
+        fresh = {e["seq"]: e for e in message["events"] if e["seq"] > floor}
+        if not fresh:
+            return
+        last = max(fresh)
+        if self.sent_seq is not None and len(fresh) != last - self.sent_seq:
+            # Some events between the mark and this message never arrived: the database
+            # has them (they are committed before they are published).
+            for row in await self.read_events(self.sent_seq, upto=last):
+                fresh.setdefault(row["seq"], row)
+        await self.send_events([fresh[seq] for seq in sorted(fresh)])
+
+    async def run_status(self, message: dict[str, Any]) -> None:
+        if message.get("run_id") == self.run_id:
+            # Read the row rather than trust the message: a message queued before this
+            # connection's first read may be older than what the page was already sent.
+            await self.send_status()
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def send_events(self, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), REPLAY_BATCH):
+            batch = events[start:start + REPLAY_BATCH]
+            await self.send_json({"type": "events", "events": batch})
+            self.sent_seq = batch[-1]["seq"]
+
+    async def send_status(self) -> None:
+        row = await self.read_status()
+        if row is None:  # deleted while watched
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        if row != self.sent_status:
+            self.sent_status = row
+            await self.send_json({"type": "status", "run_id": self.run_id,
+                                  "status": row[0], "superstep": row[1]})
+
+    @database_sync_to_async
+    def read_events(self, after: int, upto: int | None = None) -> list[dict[str, Any]]:
+        rows = RunEvent.objects.filter(run_id=self.run_id, seq__gt=after).order_by("seq")
+        rows = rows.filter(seq__lte=upto) if upto is not None else rows[:REPLAY_BATCH]
+        return [event_record(row) for row in rows.values(*EVENT_FIELDS)]
+
+    @database_sync_to_async
+    def read_status(self) -> tuple[str, int] | None:
+        return Run.objects.filter(pk=self.run_id).values_list(
+            "status", "current_superstep").first()

@@ -1,0 +1,257 @@
+"""The live-update websockets, driven through the real ASGI application (origin check,
+session authentication, routing) and the real channel layer (channels-lite on the
+"channels" database)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers, get_channel_layer
+from channels.testing import WebsocketCommunicator
+from channels_lite.models import GroupMembership
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.utils import timezone
+
+from dashboard.consumers import REPLAY_BATCH
+from stepstone.asgi import application
+from workflows_app import live
+from workflows_app.models import Run, RunEvent, Workflow
+
+# Transactional: the consumers read the database from another thread than the test's.
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "channels"])
+
+ORIGIN = b"http://localhost"
+WAIT = 3  # seconds a live message may take (the layer polls its database)
+
+
+@pytest.fixture(autouse=True)
+async def fresh_layer():
+    """A channel layer for this test's event loop; its poller stops with the test."""
+    channel_layers.backends.pop("default", None)
+    yield
+    layer = channel_layers.backends.pop("default", None)
+    if layer is not None and hasattr(layer, "close"):
+        await layer.close()
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def granted(user, *codenames: str):
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="workflows_app", codename__in=codenames))
+    return user
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    return session_cookie(granted(
+        django_user_model.objects.create_user("viewer", password="pw-123456-x"), "view_run"))
+
+
+@pytest.fixture
+def stranger(django_user_model):
+    """Logged in, but without the permission to view runs."""
+    return session_cookie(django_user_model.objects.create_user("stranger",
+                                                                password="pw-123456-x"))
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return session_cookie(django_user_model.objects.create_superuser("root",
+                                                                     password="pw-123456-x"))
+
+
+@pytest.fixture
+def run():
+    workflow = Workflow.objects.create(name="demo", title="Demo", graph_signature_hash="x")
+    return Run.objects.create(workflow=workflow, status="running", current_superstep=2)
+
+
+def add_events(run, seqs):
+    RunEvent.objects.bulk_create(
+        RunEvent(run=run, seq=seq, type="executor_completed", superstep=seq,
+                 executor_id="step", data={"n": seq}, created_at=timezone.now())
+        for seq in seqs)
+
+
+def socket(path: str, cookie: str | None = None, origin: bytes | None = ORIGIN):
+    headers = []
+    if cookie is not None:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    if origin is not None:
+        headers.append((b"origin", origin))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def refusal(communicator) -> int:
+    """The close code a refused socket gets (accepted then closed, or denied outright)."""
+    connected, code = await communicator.connect()
+    if connected:
+        message = await communicator.receive_output()
+        assert message["type"] == "websocket.close"
+        code = message["code"]
+    await communicator.disconnect()
+    return code
+
+
+async def publish_events(run, records):
+    """Send events the way a worker does (live.events_message + live.asend)."""
+    rows = [{"seq": seq, "type": "executor_completed", "superstep": seq, "executor_id": "step",
+             "data": {"n": seq}, "created_at": timezone.now()} for seq in records]
+    await live.asend(live.events_message(run.pk, rows))
+
+
+def seqs(message) -> list[int]:
+    assert message["type"] == "events", message
+    return [event["seq"] for event in message["events"]]
+
+
+# --------------------------------------------------------------------------- refusals
+async def test_anonymous_is_refused(run):
+    assert await refusal(socket("/ws/runs/")) == 4403
+    assert await refusal(socket(f"/ws/runs/{run.pk}/")) == 4403
+
+
+async def test_foreign_or_missing_origin_is_refused(viewer, run):
+    for path in ("/ws/runs/", f"/ws/runs/{run.pk}/"):
+        for origin in (b"http://evil.example", b"http://localhost.evil.example", None):
+            communicator = socket(path, viewer, origin=origin)
+            # Denied in the handshake, before any consumer runs (daphne answers HTTP 403).
+            assert (await communicator.connect())[0] is False, (path, origin)
+            await communicator.disconnect()
+        communicator = socket(path, viewer, origin=b"http://127.0.0.1:8000")
+        assert (await communicator.connect())[0] is True
+        await communicator.disconnect()
+
+
+async def test_user_without_view_permission_is_refused(stranger, run):
+    assert await refusal(socket("/ws/runs/", stranger)) == 4403
+    assert await refusal(socket(f"/ws/runs/{run.pk}/", stranger)) == 4403
+
+
+async def test_unknown_run_is_refused(viewer):
+    assert await refusal(socket("/ws/runs/00000000-0000-0000-0000-000000000000/", viewer)) \
+        == 4404
+
+
+async def test_superuser_needs_no_explicit_permission(superuser, run):
+    communicator = socket(f"/ws/runs/{run.pk}/", superuser)
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_json_from() == {
+        "type": "status", "run_id": str(run.pk), "status": "running", "superstep": 2}
+    await communicator.disconnect()
+
+
+# --------------------------------------------------------------------------- run events
+async def test_replay_then_live_without_duplicates(viewer, run):
+    await sync_to_async(add_events)(run, [1, 2, 3])
+    communicator = socket(f"/ws/runs/{run.pk}/?after=1", viewer)
+    assert (await communicator.connect())[0]
+    replayed = await communicator.receive_json_from()
+    assert seqs(replayed) == [2, 3]
+    assert replayed["events"][0] == {
+        "seq": 2, "type": "executor_completed", "superstep": 2, "executor_id": "step",
+        "data": {"n": 2}, "created_at": replayed["events"][0]["created_at"]}
+    assert await communicator.receive_json_from() == {
+        "type": "status", "run_id": str(run.pk), "status": "running", "superstep": 2}
+
+    # The worker commits 4 and publishes 3 and 4 (3 was already replayed): only 4 is sent.
+    await sync_to_async(add_events)(run, [4])
+    await publish_events(run, [3, 4])
+    assert seqs(await communicator.receive_json_from(WAIT)) == [4]
+    # The same message again (e.g. a redelivery): nothing new, nothing sent.
+    await publish_events(run, [3, 4])
+    assert await communicator.receive_nothing(0.5)
+    # Another run's events never reach this socket.
+    other = await sync_to_async(Run.objects.create)(workflow_id=run.workflow_id)
+    await live.asend([(live.run_group(run.pk), live.events_message(other.pk, [
+        {"seq": 5, "type": "x", "superstep": 1, "executor_id": "", "data": None,
+         "created_at": timezone.now()}])[0][1])])
+    assert await communicator.receive_nothing(0.5)
+    await communicator.disconnect()
+
+
+async def test_a_live_message_that_skips_events_is_completed_from_the_database(viewer, run):
+    await sync_to_async(add_events)(run, [1, 2, 3, 4])
+    communicator = socket(f"/ws/runs/{run.pk}/?after=2", viewer)
+    assert (await communicator.connect())[0]
+    assert seqs(await communicator.receive_json_from()) == [3, 4]
+    assert (await communicator.receive_json_from())["type"] == "status"
+    await sync_to_async(add_events)(run, [5, 6, 7])
+    await publish_events(run, [7])  # the message carrying 5 and 6 was lost
+    assert seqs(await communicator.receive_json_from(WAIT)) == [5, 6, 7]
+    await communicator.disconnect()
+
+
+async def test_replay_request_at_any_time_in_batches(viewer, run):
+    await sync_to_async(add_events)(run, range(1, 2 * REPLAY_BATCH + 101))
+    communicator = socket(f"/ws/runs/{run.pk}/", viewer)
+    assert (await communicator.connect())[0]
+    # No ?after: no replay, the status only.
+    assert (await communicator.receive_json_from())["type"] == "status"
+
+    await communicator.send_json_to({"type": "replay", "after": 0})
+    batches = [seqs(await communicator.receive_json_from()) for _ in range(3)]
+    assert [len(b) for b in batches] == [REPLAY_BATCH, REPLAY_BATCH, 100]
+    assert sum(batches, []) == list(range(1, 2 * REPLAY_BATCH + 101))
+    assert (await communicator.receive_json_from())["type"] == "status"
+
+    # A reconnecting page's request from where it is: only what it lacks.
+    await communicator.send_json_to({"type": "replay", "after": 2 * REPLAY_BATCH + 98})
+    assert seqs(await communicator.receive_json_from()) == [2 * REPLAY_BATCH + 99,
+                                                             2 * REPLAY_BATCH + 100]
+    assert (await communicator.receive_json_from())["type"] == "status"
+
+    await communicator.send_json_to({"type": "replay", "after": -1})
+    assert (await communicator.receive_json_from())["type"] == "error"
+    await communicator.send_to(text_data="not json")
+    assert (await communicator.receive_json_from())["type"] == "error"
+    await communicator.disconnect()
+
+
+async def test_run_socket_follows_its_runs_status(viewer, run):
+    communicator = socket(f"/ws/runs/{run.pk}/?after=0", viewer)
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["status"] == "running"
+
+    await sync_to_async(Run.objects.filter(pk=run.pk).update)(status="completed",
+                                                               current_superstep=5)
+    await live.asend(live.status_message(run.pk, "completed"))
+    assert await communicator.receive_json_from(WAIT) == {
+        "type": "status", "run_id": str(run.pk), "status": "completed", "superstep": 5}
+    # Another run's status change is not this socket's business.
+    await live.asend(live.status_message("00000000-0000-0000-0000-000000000000", "failed"))
+    assert await communicator.receive_nothing(0.5)
+    await communicator.disconnect()
+
+
+# --------------------------------------------------------------------------- runs list
+async def test_runs_socket_forwards_status_changes(viewer, run):
+    communicator = socket("/ws/runs/", viewer)
+    assert (await communicator.connect())[0]
+    await live.asend(live.status_message(run.pk, "waiting"))
+    assert await communicator.receive_json_from(WAIT) == {
+        "type": "status", "run_id": str(run.pk), "status": "waiting"}
+    await communicator.disconnect()
+    # Gone from the group once disconnected.
+    assert not await GroupMembership.objects.filter(group_name=live.RUNS_GROUP).aexists()
+
+
+async def test_memberships_are_renewed_before_they_expire(viewer, run, settings):
+    layers = {"default": {**settings.CHANNEL_LAYERS["default"]}}
+    layers["default"]["CONFIG"] = {**layers["default"]["CONFIG"], "group_expiry": 1}
+    settings.CHANNEL_LAYERS = layers  # a new layer: memberships last a second
+    communicator = socket("/ws/runs/", viewer)
+    assert (await communicator.connect())[0]
+    await asyncio.sleep(1.5)
+    await live.asend(live.status_message(run.pk, "waiting"))
+    assert (await communicator.receive_json_from(WAIT))["status"] == "waiting"
+    await communicator.disconnect()
+    await get_channel_layer().close()  # the settings fixture forgets it before fresh_layer
