@@ -117,6 +117,8 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "diagram": layout(run.workflow.graph),
         "children": run.rehydrated_runs.order_by("created_at"),
         "last_seq": last_seq,
+        # Forms return to the run page, also when rendered in a panel fetched on its own.
+        "next_url": reverse("dashboard:run", args=[run.pk]),
         "outputs": [o if isinstance(o, str) else json.dumps(plain(o), ensure_ascii=False)
                     for o in run.outputs],
         "can_operate": permissions.can_operate(request.user),

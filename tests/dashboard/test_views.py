@@ -128,3 +128,11 @@ def test_requests_inbox_and_checkpoint_page(client, django_user_model, waiting_r
     assert f'data-checkpoint="{head.pk}"' in part.content.decode()
     events = client.get(reverse("dashboard:run-events", args=[waiting_review.pk]), {"after": 3})
     assert [e["seq"] for e in events.json()["events"]][0] == 4
+
+
+def test_a_request_form_fetched_as_a_panel_still_returns_to_the_run_page(
+        client, django_user_model, waiting_review):
+    member(django_user_model, client, "approvers")
+    part = client.get(reverse("dashboard:run-part", args=[waiting_review.pk, "requests"]))
+    run_url = reverse("dashboard:run", args=[waiting_review.pk])
+    assert f'name="next" value="{run_url}"' in part.content.decode()
