@@ -131,8 +131,13 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
 def _request_item(pending: PendingRequest, form: ResponseForm | None = None) -> dict:
     data = pending.request_data
     kind = data.get("class", "").rsplit(".", 1)[-1] if isinstance(data, dict) else ""
-    return {"request": pending, "form": form or ResponseForm(pending.response_schema),
+    return {"request": pending, "form": form or _response_form(pending),
             "kind": kind, "data": json.dumps(plain(data), indent=2, ensure_ascii=False)}
+
+
+def _response_form(pending: PendingRequest, data: Any = None) -> ResponseForm:
+    # Ids unique per request: the inbox shows many forms with the same field names.
+    return ResponseForm(pending.response_schema, data, auto_id=f"id_%s-{pending.pk}")
 
 
 def plain(value: Any) -> Any:
@@ -228,7 +233,7 @@ def respond(request, request_pk):
     """Answer a request from its generated form; errors show on the form."""
     _require(request, permissions.can_approve)
     pending = get_object_or_404(PendingRequest.objects.select_related("run"), pk=request_pk)
-    form = ResponseForm(pending.response_schema, request.POST)
+    form = _response_form(pending, request.POST)
     next_url = request.POST.get("next", "")
     if form.is_valid():
         try:

@@ -28,9 +28,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "manage.py"
@@ -178,7 +179,7 @@ class Installation:
                 f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
         return result
 
-    def bootstrap(self) -> "Installation":
+    def bootstrap(self) -> Installation:
         out = self.manage("bootstrap").stdout
         found = re.search(r"Log in as '([^']+)' with password: (\S+)", out)
         if found:  # printed on the first bootstrap only

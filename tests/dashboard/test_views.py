@@ -136,3 +136,11 @@ def test_a_request_form_fetched_as_a_panel_still_returns_to_the_run_page(
     part = client.get(reverse("dashboard:run-part", args=[waiting_review.pk, "requests"]))
     run_url = reverse("dashboard:run", args=[waiting_review.pk])
     assert f'name="next" value="{run_url}"' in part.content.decode()
+
+
+def test_labels_point_at_their_fields_and_ids_are_unique_per_request(
+        client, django_user_model, waiting_review):
+    member(django_user_model, client, "approvers")
+    pk = waiting_review.requests.get().pk
+    page = client.get(reverse("dashboard:requests")).content.decode()
+    assert f'for="id_approved-{pk}"' in page and f'id="id_approved-{pk}"' in page
