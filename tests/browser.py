@@ -15,7 +15,7 @@ Fixtures (import them into a test module: ``from tests.browser import site, brow
   no qcluster runs until a test calls ``site.start_cluster()``. Everything dies at teardown.
 - ``browser`` (module scope): one Chromium per test module, closed before the next module
   (Playwright's sync API keeps an event loop of its own; the asyncio tests that follow must
-  not share the thread with it); skipped when Chromium or the playwright package is missing
+  not share the thread with it); fails when Chromium is missing (.ci/run installs it)
   (``.ci/run`` installs both).
 - ``page`` (function scope): a fresh browser context (no cookies) on the site; confirm
   dialogs are accepted; when the test fails, a ``FAILED-<test>.png`` screenshot is saved.
@@ -140,9 +140,10 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="pip install -e '.[test]' brings playwright")
+        # Fail, never skip: a green run must not hide a missing install step.
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)")
+    from playwright import sync_api  # the `test` extra installs it
+
     with sync_api.sync_playwright() as playwright:
         chromium = launch_chromium(playwright)
         yield chromium
