@@ -15,8 +15,7 @@ Fixtures (import them into a test module: ``from tests.browser import site, brow
   no qcluster runs until a test calls ``site.start_cluster()``. Everything dies at teardown.
 - ``browser`` (module scope): one Chromium per test module, closed before the next module
   (Playwright's sync API keeps an event loop of its own; the asyncio tests that follow must
-  not share the thread with it); fails when Chromium is missing (.ci/run installs it)
-  (``.ci/run`` installs both).
+  not share the thread with it); fails when Chromium is missing (.ci/run installs it).
 - ``page`` (function scope): a fresh browser context (no cookies) on the site; confirm
   dialogs are accepted; when the test fails, a ``FAILED-<test>.png`` screenshot is saved.
 """
