@@ -107,7 +107,11 @@ class StartRunForm(forms.Form):
 
 def example_input(schema: dict) -> str:
     """A starting point for the start form, made from the input schema."""
-    schema = _resolve(schema or {}, schema or {})
+    root = schema or {}
+    schema = _resolve(root, root)
+    if schema.get("anyOf"):  # several input types: start from the first
+        first = schema["anyOf"][0]
+        return example_input({**first, "$defs": {**root.get("$defs", {}), **first.get("$defs", {})}})
     if schema.get("type") == "string":
         return ""
     if schema.get("type") == "object":
