@@ -77,7 +77,7 @@ const Stepstone = (() => {
         li.append(text("span", "superstep " + number, "step"), text("span", "", "who"),
                   text("span", "", "took"));
         timeline.append(li);
-        steps.set(number, {li, started: null, executors: new Set()});
+        steps.set(number, {li, started: null, executors: new Set(), messages: 0});
       }
       return steps.get(number);
     }
@@ -102,8 +102,13 @@ const Stepstone = (() => {
           break;
         case "executor_invoked":
           setNode(event.executor_id, "running");
-          if (s) { const st = step(s); st.executors.add(event.executor_id);
-                   st.li.querySelector(".who").textContent = " " + [...st.executors].join(", "); }
+          if (s) {
+            const st = step(s);
+            st.executors.add(event.executor_id);
+            st.messages += 1;  // one invocation per message delivered
+            st.li.querySelector(".who").textContent = " " + [...st.executors].join(", ") +
+              " · " + st.messages + (st.messages === 1 ? " message" : " messages");
+          }
           break;
         case "executor_completed": setNode(event.executor_id, "done"); break;
         case "executor_failed": setNode(event.executor_id, "failed"); break;
