@@ -70,6 +70,10 @@ INSTALLED_APPS = [
     "channels",
     "channels_lite",
     "django_q",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -169,6 +173,29 @@ Q_CLUSTER = {
     "bulk": 1,  # one task per fetch, so idle workers take the next runs
     "save_limit": 1000,
     "label": "Tasks",
+}
+
+# The REST API (/api/): tokens for scripts, the session for the dashboard's own calls.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",  # first: 401 with a challenge
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "workflows_app.api.exceptions.handle_exception",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Stepstone API",
+    "DESCRIPTION": "Checkpointed workflows: runs, checkpoints, requests and their actions.",
+    "VERSION": "1",
+    # The documentation page's assets come from our static files, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 STEPSTONE = {

@@ -1,4 +1,4 @@
-"""Top-level URL routes: the dashboard, login/logout and the Django admin."""
+"""Top-level URL routes: the dashboard, the REST API, login/logout and the Django admin."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -6,6 +6,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("workflows_app.api.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("dashboard.urls")),

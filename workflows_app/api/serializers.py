@@ -1,0 +1,79 @@
+"""What the API returns (read-only model serializers) and what it accepts (input
+serializers, checked before a service is called)."""
+
+from rest_framework import serializers
+
+from ..models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workflow
+        fields = ["name", "title", "description", "graph", "graph_signature_hash",
+                  "input_schema", "is_registered"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    workflow = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = Run
+        fields = ["id", "workflow", "status", "input", "outputs", "error", "current_superstep",
+                  "created_by", "created_at", "started_at", "finished_at", "parent_run",
+                  "source_checkpoint", "head_checkpoint", "attempts", "cancel_requested"]
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Checkpoint
+        fields = ["checkpoint_id", "run", "workflow_name", "superstep", "kind", "previous",
+                  "graph_signature_hash", "size_bytes", "json_bytes", "content_hash",
+                  "pending_request_count", "created_at"]
+
+
+class CheckpointDetailSerializer(CheckpointSerializer):
+    document = serializers.SerializerMethodField(help_text="the decoded checkpoint (JSON)")
+
+    class Meta(CheckpointSerializer.Meta):
+        fields = CheckpointSerializer.Meta.fields + ["document"]
+
+    def get_document(self, checkpoint: Checkpoint) -> dict:
+        return checkpoint.decoded()
+
+
+class RequestSerializer(serializers.ModelSerializer):
+    answered_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = PendingRequest
+        fields = ["id", "request_id", "run", "source_executor_id", "request_data",
+                  "response_type", "response_schema", "status", "response", "answered_by",
+                  "answered_at", "created_at"]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunEvent
+        fields = ["seq", "type", "superstep", "executor_id", "data", "created_at"]
+
+
+class StartRunInput(serializers.Serializer):
+    input = serializers.JSONField(help_text="the start executor's input message")
+
+
+class CheckpointInput(serializers.Serializer):
+    checkpoint_id = serializers.CharField(max_length=64)
+
+
+class RespondInput(serializers.Serializer):
+    response = serializers.JSONField(help_text="the answer, of the request's response type")
+
+
+class ImportInput(serializers.Serializer):
+    format = serializers.CharField()
+    version = serializers.IntegerField()
+    workflow = serializers.CharField()
+    graph_signature_hash = serializers.CharField()
+    content_hash = serializers.CharField()
+    checkpoint = serializers.DictField()
