@@ -13,7 +13,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -28,11 +28,12 @@ from .engine.encoding import decode_type, encode_value
 from .engine.errors import WorkflowError
 from .models import Checkpoint, PendingRequest, Run, Workflow
 from .schemas import InvalidValue, coerce, coerce_any, json_schema
-from .states import RequestStatus, RunStatus
+from .states import CheckpointKind, RequestStatus, RunStatus
 from .store import load_checkpoint
 
 EXPORT_FORMAT = "stepstone.checkpoint"
 EXPORT_VERSION = 1
+MAX_SUPERSTEP = 2**31 - 1  # the largest superstep an integer column holds on every database
 
 
 class ServiceError(Exception):
@@ -315,6 +316,7 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
         checkpoint = WorkflowCheckpoint.from_dict(body)
     except WorkflowCheckpointError as error:
         raise InvalidInput(f"checkpoint: {error}") from None
+    _check_storable(checkpoint)
     if checkpoint.graph_signature_hash != definition.build().graph_signature_hash:
         raise Conflict(f"workflow '{name}' here has a different graph than the one that wrote "
                        f"this checkpoint")
@@ -338,6 +340,32 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
             response_schema=json_schema(request["response_type"]))
     run.refresh_from_db()
     return run
+
+
+def _check_storable(checkpoint: WorkflowCheckpoint) -> None:
+    """Refuse values a well-formed but hand-edited document (its hash recomputed) may hold
+    and the checkpoint, run and request rows cannot."""
+    id_length = Checkpoint._meta.get_field("checkpoint_id").max_length
+    if not checkpoint.checkpoint_id or len(checkpoint.checkpoint_id) > id_length:
+        raise InvalidInput(f"checkpoint.checkpoint_id: must have 1 to {id_length} characters")
+    if not 0 <= checkpoint.superstep <= MAX_SUPERSTEP:
+        raise InvalidInput(f"checkpoint.superstep: must be between 0 and {MAX_SUPERSTEP}, "
+                           f"got {checkpoint.superstep}")
+    try:
+        aware = datetime.fromisoformat(checkpoint.timestamp).tzinfo is not None
+    except ValueError:
+        aware = False
+    if not aware:
+        raise InvalidInput(f"checkpoint.timestamp: {checkpoint.timestamp!r} is not an ISO 8601 "
+                           f"date and time with a time zone")
+    if checkpoint.metadata.get("kind", CheckpointKind.SUPERSTEP) not in CheckpointKind.values:
+        raise InvalidInput(f"checkpoint.metadata.kind: must be one of "
+                           f"{', '.join(CheckpointKind.values)}")
+    id_length = PendingRequest._meta.get_field("request_id").max_length
+    for rid, request in checkpoint.pending_requests.items():
+        if not rid or len(rid) > id_length or len(request["source_executor_id"]) > id_length:
+            raise InvalidInput(f"checkpoint.pending_requests: request ids and executor ids "
+                               f"must have 1 to {id_length} characters")
 
 
 def checkpoint_state(checkpoint_id: Any) -> WorkflowCheckpoint:
