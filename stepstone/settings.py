@@ -11,6 +11,8 @@ import os
 import secrets
 from pathlib import Path
 
+import dj_database_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -52,10 +54,25 @@ TASK_RETRY = int(os.environ.get("STEPSTONE_TASK_RETRY", str(TASK_TIMEOUT + 60)))
 # take it over; STEPSTONE_HEARTBEAT_SECONDS: how often a busy worker renews it.
 LEASE_SECONDS = float(os.environ.get("STEPSTONE_LEASE_SECONDS", "30"))
 HEARTBEAT_SECONDS = float(os.environ.get("STEPSTONE_HEARTBEAT_SECONDS", str(LEASE_SECONDS / 6)))
+# DATABASE_URL: scale-out database, e.g. postgres://user:password@host:5432/stepstone. Unset:
+# the embedded SQLite file in DATA_DIR. PostgreSQL only; the task queue (django-q2's ORM
+# broker) lives in it too, so any number of qcluster processes on any machines share it.
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+# STEPSTONE_DB_CONN_MAX_AGE: seconds a process keeps its PostgreSQL connection open between
+# requests (checked before reuse); 0 closes it after each request. Only with DATABASE_URL.
+DB_CONN_MAX_AGE = int(os.environ.get("STEPSTONE_DB_CONN_MAX_AGE", "60"))
+# REDIS_URL: scale-out channel layer for live updates, e.g. redis://host:6379/0, shared by
+# every web process and worker. Unset: the embedded SQLite channel layer (channels-lite).
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 # STEPSTONE_CHECKPOINT_FLUSH_SECONDS: checkpoints of fast supersteps are committed together at
 # most this far apart (group commit); 0 commits every checkpoint on its own.
 CHECKPOINT_FLUSH_SECONDS = float(os.environ.get("STEPSTONE_CHECKPOINT_FLUSH_SECONDS", "0.02"))
 # --------------------------------------------------------------------------- end of environment
+
+if DATABASE_URL and not DATABASE_URL.startswith(("postgres://", "postgresql://", "pgsql://")):
+    raise ValueError("DATABASE_URL must be a PostgreSQL URL (postgres://...)")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ValueError("REDIS_URL must be a Redis URL (redis://, rediss:// or unix://)")
 
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 if not SECRET_KEY:
@@ -68,7 +85,7 @@ if not SECRET_KEY:
 INSTALLED_APPS = [
     "daphne",
     "channels",
-    "channels_lite",
+    *([] if REDIS_URL else ["channels_lite"]),  # the embedded channel layer's tables
     "django_q",
     "rest_framework",
     "rest_framework.authtoken",
@@ -129,16 +146,22 @@ DATABASES = {
         },
     }
 }
+if DATABASE_URL:
+    # PostgreSQL: persistent connections, health-checked before reuse so a restarted server
+    # costs a reconnect rather than an error.
+    DATABASES["default"] = dj_database_url.parse(
+        DATABASE_URL, conn_max_age=DB_CONN_MAX_AGE, conn_health_checks=True)
 
-# The live-update channel layer keeps its messages in a SQLite file of its own, so its
-# polling never contends with the main database's writers.
-DATABASES["channels"] = {
-    "ENGINE": "django.db.backends.sqlite3",
-    "NAME": DATA_DIR / "channels.sqlite3",
-    "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": SQLITE_TIMEOUT,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
-}
-DATABASE_ROUTERS = ["channels_lite.router.ChannelsRouter"]
+if not REDIS_URL:
+    # The live-update channel layer keeps its messages in a SQLite file of its own, so its
+    # polling never contends with the main database's writers.
+    DATABASES["channels"] = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": DATA_DIR / "channels.sqlite3",
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": SQLITE_TIMEOUT,
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+    }
+    DATABASE_ROUTERS = ["channels_lite.router.ChannelsRouter"]
 # Each web process has one task polling that file for its sockets' messages, at a fixed
 # interval (channels-lite does not back off) while any socket is open, and until
 # polling_idle_timeout seconds after its last message once none is. Measured worker event ->
@@ -157,6 +180,14 @@ CHANNEL_LAYERS = {
                    "polling_idle_timeout": 60, "capacity": 1000},
     }
 }
+if REDIS_URL:
+    # Scale-out: every daphne and worker process shares one Redis; same capacity reasoning.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+        }
+    }
 
 # django-q2 runs workflow runs. The ORM broker is at-least-once: a task is deleted only when
 # it finished; if its worker dies, the task is delivered again after `retry` seconds.

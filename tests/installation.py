@@ -3,7 +3,10 @@
 Each ``Installation`` has its own data directory (SQLite files, secret key), is set up with
 ``manage.py bootstrap`` and runs real ``manage.py qcluster`` processes. The test process never
 touches the installation through Django: it runs management commands as subprocesses and
-reads the SQLite file read-only with the ``sqlite3`` module.
+reads the database directly: the SQLite file read-only with the ``sqlite3`` module on the
+embedded default; with ``DATABASE_URL`` set (the scale-out configuration), each installation
+gets a fresh PostgreSQL database of its own on that server (dropped by ``close``), read with
+``psycopg``, and ``REDIS_URL`` is passed on to its processes.
 
 Clusters are started in a session of their own, so a whole cluster (guard, pusher, monitor and
 workers) can be SIGKILLed at once through its process group; ``close`` kills every cluster the
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -47,7 +51,47 @@ FAST_TIMINGS = {
     "STEPSTONE_TASK_RETRY": "6",  # must exceed the timeout
 }
 
-_STRIPPED = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY")  # always the embedded stack
+_STRIPPED = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY")  # set per installation below
+# The scale-out configuration under test, if any (see the module docstring).
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+
+
+def _pg_connect(url: str, **kwargs):
+    import psycopg
+    from psycopg.types.string import TextLoader
+
+    connection = psycopg.connect(url, **kwargs)
+    # Rows as the sqlite3 module gives them: JSON as text (callers decode it).
+    for name in ("json", "jsonb"):
+        connection.adapters.register_loader(name, TextLoader)
+    return connection
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def _create_pg_database() -> str:
+    """A fresh, empty database on DATABASE_URL's server; returns its URL."""
+    name = f"stepstone_it_{uuid.uuid4().hex[:12]}"
+    with closing(_pg_connect(DATABASE_URL, autocommit=True)) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    return _with_database(DATABASE_URL, name)
+
+
+def _drop_pg_database(url: str) -> None:
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with closing(_pg_connect(DATABASE_URL, autocommit=True)) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    if not DATABASE_URL:
+        return (sqlite3.OperationalError,)
+    import psycopg
+    return (sqlite3.OperationalError, psycopg.OperationalError)
 
 
 def free_port() -> int:
@@ -162,6 +206,11 @@ class Installation:
             "PYTHONDONTWRITEBYTECODE": "1",
         })
         env.update(FAST_TIMINGS)
+        self.database_url = _create_pg_database() if DATABASE_URL else None
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        if REDIS_URL:
+            env["REDIS_URL"] = REDIS_URL
         env.update({key: str(value) for key, value in settings.items()})
         self.env = env
         self.clusters: list[Cluster] = []
@@ -217,13 +266,17 @@ class Installation:
         return server
 
     def close(self) -> None:
-        """Kill every cluster and web server of this installation (fixture teardown)."""
+        """Kill every cluster and web server of this installation (fixture teardown) and
+        drop its PostgreSQL database, if it has one."""
         errors = []
         for group in [*self.web_servers, *self.clusters]:
             try:
                 group.kill()
             except RuntimeError as error:  # pragma: no cover
                 errors.append(str(error))
+        if self.database_url and not errors:
+            _drop_pg_database(self.database_url)
+            self.database_url = None
         if errors:  # pragma: no cover
             raise RuntimeError("; ".join(errors))
 
@@ -288,10 +341,23 @@ class Installation:
 
     # -- read-only inspection ----------------------------------------------------------------
     def query(self, sql: str, params: tuple = ()) -> list[dict]:
+        """Rows of ``sql`` (``?`` placeholders) as dicts of what ``sqlite3`` returns: uuids as
+        hex, JSON as text, on either database."""
+        if self.database_url:
+            return self._pg_query(sql, params)
         uri = f"file:{self.db_path}?mode=ro"
         with closing(sqlite3.connect(uri, uri=True, timeout=20)) as db:
             db.row_factory = sqlite3.Row
             return [dict(row) for row in db.execute(sql, params)]
+
+    def _pg_query(self, sql: str, params: tuple) -> list[dict]:
+        from psycopg.rows import dict_row
+
+        with closing(_pg_connect(self.database_url, autocommit=True,
+                                 row_factory=dict_row)) as db:
+            rows = db.execute(sql.replace("?", "%s"), params).fetchall()
+        return [{k: v.hex if isinstance(v, uuid.UUID) else v for k, v in row.items()}
+                for row in rows]
 
     def run(self, run_id: str) -> dict | None:
         rows = self.query("SELECT * FROM workflows_app_run WHERE id = ?", (uuid.UUID(run_id).hex,))
@@ -340,7 +406,7 @@ class Installation:
         while True:
             try:
                 last = probe()
-            except sqlite3.OperationalError as error:  # e.g. busy during a checkpoint
+            except _database_errors() as error:  # e.g. busy during a checkpoint
                 last = error
             else:
                 if last:

@@ -52,6 +52,27 @@ class Conflict(ServiceError):
     """The action conflicts with the current state, e.g. resuming a running run (HTTP 409)."""
 
 
+def _storable(value: Any, what: str) -> Any:
+    """``value`` (encoded JSON) if every database can store it in a JSON column; PostgreSQL's
+    jsonb refuses NUL characters and unpaired surrogates, so they are refused everywhere."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidInput(f"{what}: text must not contain NUL characters (\\u0000)")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInput(f"{what}: text must not contain unpaired surrogates") from None
+    return value
+
+
 def _enqueue(run_id: Any) -> None:
     from .tasks import enqueue_run
     transaction.on_commit(lambda: enqueue_run(run_id))
@@ -137,6 +158,7 @@ def start_run(workflow_name: str, input_value: Any, user: Any = None) -> Run:
         encoded = encode_value(message)
     except (InvalidValue, WorkflowError) as error:
         raise InvalidInput(str(error)) from None
+    _storable(encoded, "input")
     if message is None:
         raise InvalidInput("input: a value is required")
     run = Run.objects.create(workflow=row, input=encoded, created_by=_user(user))
@@ -252,6 +274,7 @@ def respond(request_key: Any, response_value: Any, user: Any = None) -> PendingR
         encoded = encode_value(value)
     except (InvalidValue, WorkflowError) as error:
         raise InvalidInput(str(error)) from None
+    _storable(encoded, "response")
     run = _locked_run(request.run_id)
     PendingRequest.objects.filter(pk=request.pk).update(
         status=RequestStatus.ANSWERED, response=encoded, answered_by=_user(user),

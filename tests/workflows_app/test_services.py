@@ -25,7 +25,7 @@ def test_operator_name_taken_by_a_plain_user_is_refused_without_changes():
     assert not get_user_model().objects.filter(is_superuser=True).exists()
 
 
-@pytest.mark.django_db(databases=["default", "channels"])
+@pytest.mark.django_db(databases="__all__")  # and the channel layer's, when embedded
 def test_bootstrap_command_prints_the_login_once(capsys):
     call_command("bootstrap", url="http://127.0.0.1:9999/")
     out = capsys.readouterr().out

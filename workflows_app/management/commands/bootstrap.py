@@ -1,5 +1,6 @@
 """``manage.py bootstrap``: make a fresh installation usable (migrate, first login)."""
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -15,7 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, url: str, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("migrate", database="channels", interactive=False, verbosity=0)
+        if "channels" in settings.DATABASES:  # the embedded channel layer's own file
+            call_command("migrate", database="channels", interactive=False, verbosity=0)
         account = services.ensure_operator_account()
         self.stdout.write(f"Stepstone is starting at {url}")
         if account.password:
