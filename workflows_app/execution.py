@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from . import live, registry
@@ -123,7 +123,9 @@ class RunExecution:
             return "skipped: the run is not queued, or another worker holds its lease"
         self.publisher.send(live.status_message(self.run_id, RunStatus.RUNNING))
         try:
-            self.seq = self.persisted_seq = RunEvent.objects.filter(run_id=self.run_id).count()
+            # The newest seq, read off the unique (run, seq) index: no scan of the history.
+            last = RunEvent.objects.filter(run_id=self.run_id).aggregate(last=Max("seq"))["last"]
+            self.seq = self.persisted_seq = last or 0
             plan = self._plan(run)
         except Exception as error:  # unknown workflow, unreadable checkpoint...
             self.publisher.send(self._finalize("failed", error))
@@ -149,14 +151,18 @@ class RunExecution:
             self.outputs = outputs_along_lineage(run, checkpoint_id)
         else:
             self.outputs = list(run.outputs)
+        answered = list(PendingRequest.objects.filter(
+            run=run, status=RequestStatus.ANSWERED, delivered=False))
+        if not answered:
+            return plan  # the engine decodes the checkpoint itself; no need to do it twice
         row = Checkpoint.objects.get(pk=checkpoint_id)
         try:
             pending = row.decoded().get("pending_requests", {})
         except ValueError as error:
             raise WorkflowCheckpointError(f"checkpoint {row.pk} is corrupt: {error}") from None
-        answered = PendingRequest.objects.filter(
-            run=run, status=RequestStatus.ANSWERED, delivered=False, request_id__in=list(pending))
-        responses = {r.request_id: decode_value(r.response) for r in answered}
+        # Only answers to requests this checkpoint still waits on can be delivered from it.
+        responses = {r.request_id: decode_value(r.response) for r in answered
+                     if r.request_id in pending}
         if responses:
             plan["responses"] = responses
             self.delivering = list(responses)

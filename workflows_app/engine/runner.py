@@ -154,15 +154,14 @@ class Runner:
         waiting on the one that failed), since the superstep is lost anyway."""
         tasks = {asyncio.ensure_future(self._run_executor(executor, batch, stage)): tid
                  for tid, executor, batch in work}
+        pending = set(tasks)
         try:
-            for finished in asyncio.as_completed(tasks):
-                error = await finished
-                if error is not None:
-                    failed = next(tid for task, tid in tasks.items()
-                                  if task.done() and not task.cancelled() and task.result() is error)
-                    return [(failed, error)]
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                failures = [(tasks[task], task.result()) for task in done if task.result()]
+                if failures:
+                    return failures[:1]
         finally:
-            pending = [task for task in tasks if not task.done()]
             for task in pending:
                 task.cancel()
             if pending:
