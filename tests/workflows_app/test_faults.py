@@ -1,5 +1,6 @@
 """Faults, with real processes: clusters SIGKILLed again and again, two clusters on the same
-queue, and several clients racing to change the same run.
+queue, several clients racing to change the same run, the database going away while runs are
+in flight, and a corrupted checkpoint.
 
 Like ``test_worker.py`` these tests drive throw-away installations from outside (see
 ``tests/installation.py``); they pass on the embedded default and, with ``DATABASE_URL`` and
@@ -228,3 +229,105 @@ def test_concurrent_clients_on_the_same_run_exactly_one_wins(make_installation):
         before["head_checkpoint_id"], before["attempts"])
     assert site.queued_tasks() == 2  # one more task: the winner's
     assert site.events(loop) == history  # nothing recorded by the losers
+
+
+# --------------------------------------------------------------------------- 4. database outage
+OUTAGE_SECONDS = 4
+
+
+def take_the_database_away(site: Installation, seconds: float) -> None:
+    """Make the installation's database unusable for ``seconds``, with runs in flight.
+
+    PostgreSQL: the server is stopped (every connection is cut) and started again, as a
+    restart or a fail-over does. SQLite has no server to restart; its outage is another
+    process holding the write lock past the workers' busy timeout, so that every commit in
+    that window fails with "database is locked"."""
+    if site.database_url:
+        postgres_cluster("stop", "-m", "fast")
+        try:
+            time.sleep(seconds)
+        finally:
+            postgres_cluster("start")
+        site.wait_for("PostgreSQL to accept connections", lambda: subprocess.run(
+            ["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0, timeout=30)
+        from django.db import connections
+        for connection in connections.all():  # this process's own, cut by the restart
+            connection.close()
+        return
+    import sqlite3
+
+    blocker = sqlite3.connect(site.db_path, timeout=20, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        blocker.execute("ROLLBACK")
+    finally:
+        blocker.close()
+
+
+def postgres_cluster(*action: str) -> None:
+    """``pg_ctlcluster`` on the local server the suite runs on (scripts/ci-services.sh)."""
+    listed = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True)
+    assert listed.returncode == 0 and listed.stdout.strip(), (
+        "the outage test restarts PostgreSQL and needs it local, as scripts/ci-services.sh "
+        f"sets it up; pg_lsclusters said: {listed.stderr or listed.stdout!r}")
+    version, name = listed.stdout.split()[:2]
+    subprocess.run(["pg_ctlcluster", version, name, *action], check=True, timeout=60)
+
+
+def test_runs_finish_after_the_database_goes_away_and_comes_back(make_installation):
+    # A busy timeout (SQLite) shorter than the outage, so commits fail rather than wait.
+    site = make_installation(STEPSTONE_SQLITE_TIMEOUT=1)
+    runs = start_runs(site, "long-loop", {"rounds": 15, "step_ms": 60}, 4)
+    site.start_cluster(workers=2)
+    site.start_cluster(workers=2)
+    site.wait_for("the runs to be under way", lambda: progress(site, runs)[0] >= 8,
+                  timeout=20, interval=0.02)
+    done, completed = progress(site, runs)
+    assert completed < len(runs), "the runs finished before the outage; make them longer"
+
+    take_the_database_away(site, OUTAGE_SECONDS)
+    # The outage hit runs in flight: their tasks failed, and were delivered again.
+    logs = "".join(cluster.log_path.read_text(errors="replace") for cluster in site.clusters)
+    assert "Failed 'workflows_app.tasks.execute_run'" in logs, site.log_tails()
+
+    for run_id, run in zip(runs, wait_all(site, runs, timeout=90)):
+        assert (run["status"], run["error"]) == ("completed", ""), run["error"]
+        assert run["outputs"] == [120]  # sum(1..15), as an uninterrupted run yields
+        events = assert_unbroken_history(site, run_id)
+        keys = Counter((e["type"], e["superstep"], e["executor_id"], json.dumps(e["data"]))
+                       for e in events if e["superstep"] is not None)
+        assert not [k for k, n in keys.items() if n > 1], "an event was recorded twice"
+    # The clusters lived through it: no process had to be started again by hand.
+    assert all(cluster.process.poll() is None for cluster in site.clusters), site.log_tails()
+
+
+# --------------------------------------------------------------------------- 5. corruption
+def test_a_corrupted_checkpoint_fails_its_run_only(make_installation):
+    site = make_installation()
+    reviews = start_runs(site, "document-review", {"title": "Corrupt"}, 3)
+    cluster = site.start_cluster()
+    for run_id in reviews:
+        site.wait_status(run_id, "waiting")
+    site.wait_for("the queue to drain", lambda: site.queued_tasks() == 0)
+    cluster.kill()
+    victim, *others = reviews
+    head = site.run(victim)["head_checkpoint_id"]
+    # Flip bytes in the stored document, as a bad disk or a hand edit would.
+    site.shell("from workflows_app.models import Checkpoint\n"
+               f"row = Checkpoint.objects.get(pk={head!r})\n"
+               "data = bytearray(row.document)\n"
+               "data[len(data) // 2] ^= 0xFF\n"
+               f"Checkpoint.objects.filter(pk={head!r}).update(document=bytes(data))\n"
+               "print(1)\n")
+    for run_id in reviews:
+        site.respond(open_request(site, run_id)["id"], {"approved": True})
+    site.start_cluster()
+
+    failed = site.wait_status(victim, "failed", "completed")
+    assert failed["status"] == "failed", failed
+    assert head in failed["error"] and "corrupt" in failed["error"], failed["error"]
+    for run_id in others:
+        run = site.wait_status(run_id, "completed", "failed")
+        assert (run["status"], run["error"]) == ("completed", ""), run["error"]
+        assert len(run["outputs"]) == 1
