@@ -16,6 +16,7 @@ Each invocation uses a fresh temporary data folder (its own SQLite files).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -73,6 +74,44 @@ def bench_in_process(workload: str, seed, expected, reps: int) -> dict:
             "total_s": round(total, 6), "per_superstep_us": round(total / steps[-1] * 1e6, 1),
             "checkpoints": len(chain), "checkpoint_bytes_total": sizes[-1],
             "events_recorded": events[-1], "resume_s": round(statistics.median(resumes), 6)}
+
+
+def bench_growth(workload: str, steps: int, reps: int) -> dict:
+    """pingpong run to completion through the worker's code path, then: bytes its checkpoints
+    take in the database, and the time to restore its newest checkpoint into a fresh
+    workflow instance (load, decode, restore the executors; the run then finds nothing left
+    to do), median of ``reps``."""
+    from workflows_app import registry, services, store
+    from workflows_app.execution import RunExecution
+    from workflows_app.models import Run
+
+    run = services.start_run(workload, 0)
+    RunExecution(run.pk).execute()
+    run = Run.objects.get(pk=run.pk)
+    assert run.status == "completed" and run.outputs == [steps - 1], (run.status, run.error)
+    stored = store.bytes_stored(run)
+    definition = registry.get_definition(workload)
+
+    class LoadingInThread(store.DatabaseCheckpointStorage):
+        """Loads on the event loop's own thread, as the worker does (no thread hop)."""
+
+        async def load(self, checkpoint_id: str):
+            return self._load(checkpoint_id)
+
+    restores = []
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"  # the worker's private loop does the same
+    for _ in range(reps + 1):
+        workflow = definition.build()
+        storage = LoadingInThread(run)
+        started = time.perf_counter()
+        asyncio.run(workflow.run(checkpoint_id=str(run.head_checkpoint_id),
+                                 checkpoint_storage=storage))
+        restores.append(time.perf_counter() - started)
+        assert [e.log[-1][:6] for e in workflow.executors.values()] == [
+            f"{steps - 2:06d}", f"{steps - 1:06d}"]
+    return {"workload": "pingpong", "storage": "django-sqlite", "supersteps": steps,
+            "checkpoints": run.checkpoints.count(), "checkpoint_bytes_total": stored,
+            "restore_newest_s": round(statistics.median(restores[1:]), 6)}
 
 
 def bench_worker(data_dir: str, runs: int) -> dict:
@@ -141,6 +180,8 @@ def main() -> None:
     setup_django(data_dir)
     print(json.dumps(bench_in_process("pingpong", 0, 199, args.reps)), flush=True)
     print(json.dumps(bench_in_process("fanout", 0, 20, args.reps)), flush=True)
+    for workload, steps in (("pingpong", 200), ("pingpong-2000", 2000)):
+        print(json.dumps(bench_growth(workload, steps, args.reps)), flush=True)
     if not args.skip_worker:
         print(json.dumps(bench_worker(data_dir, args.approval_runs)), flush=True)
 

@@ -116,11 +116,12 @@ class Player(Executor):
         self.log = list(state.get("items", []))
 
 
-def pingpong_workflow(storage: Any):
-    ping = Player("a", PINGPONG_STEPS - 1)
-    pong = Player("b", PINGPONG_STEPS - 1)
-    return (WorkflowBuilder(name="pingpong", start_executor=ping, checkpoint_storage=storage,
-                            max_iterations=PINGPONG_STEPS + 10)
+def pingpong_workflow(storage: Any, steps: int = PINGPONG_STEPS, name: str = "pingpong"):
+    """Counts 0..steps-1 bounce between the players: ``steps`` supersteps."""
+    ping = Player("a", steps - 1)
+    pong = Player("b", steps - 1)
+    return (WorkflowBuilder(name=name, start_executor=ping, checkpoint_storage=storage,
+                            max_iterations=steps + 10)
             .add_edge(ping, pong)
             .add_edge(pong, ping)
             .build())

@@ -18,6 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from workflows_app import permissions, services
+from workflows_app.engine import WorkflowCheckpointError
 from workflows_app.diffs import diff_documents
 from workflows_app.models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
 from workflows_app.states import RequestStatus, RunStatus
@@ -271,7 +272,7 @@ def checkpoint_detail(request, checkpoint_id: str):
         document = checkpoint.decoded()
         changes = diff_documents(previous.decoded() if previous else None, document)
         problem = ""
-    except ValueError as error:
+    except WorkflowCheckpointError as error:  # names the corrupt row
         document, changes, problem = {}, [], str(error)
     sections = [(name, json.dumps(document.get(key), indent=2, ensure_ascii=False))
                 for name, key in (("Executor states", "executor_states"),

@@ -28,14 +28,14 @@ from django.utils import timezone
 
 from . import live, registry
 from .conf import stepstone_settings
-from .engine import WorkflowCheckpoint, WorkflowCheckpointError, WorkflowEvent, WorkflowRunState
+from .engine import WorkflowCheckpoint, WorkflowEvent, WorkflowRunState
 from .engine.encoding import decode_value
 from .events import error_text, event_record
 from .models import Checkpoint, PendingRequest, Run, RunEvent
 from .schemas import json_schema
 from .states import RequestStatus, RunStatus
-from .store import (DatabaseCheckpointStorage, checkpoint_row, dump_checkpoint, insert_rows,
-                    load_checkpoint_by_id, update_where)
+from .store import (CheckpointWriter, DatabaseCheckpointStorage, insert_rows, read_chain,
+                    update_where)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ class RunExecution:
         self.persisted_seq = 0
         self.superstep: int | None = None
         self.outputs: list[Any] = []  # encoded outputs of the run along its lineage
+        self.writer = CheckpointWriter(run_id)
+        self.restored: tuple[str, dict] | None = None  # (id, document) read by _plan
         self.outputs_dirty = True  # outputs differ from the run row's (e.g. after a resume)
         self.step_outputs: list[Any] = []  # outputs of the superstep in progress
         self.persisted_completions: set[int] = set()
@@ -147,19 +149,18 @@ class RunExecution:
             plan["message"] = decode_value(run.input)
             return plan
         plan["checkpoint_id"] = checkpoint_id
+        # One read of the checkpoint (its deltas applied) serves the engine's restore, the
+        # run's outputs at that point and the writer's next deltas.
+        owner, links = read_chain(str(checkpoint_id))
+        record = links[-1].record
+        self.writer.continue_from(owner, links)
+        self.restored = (str(checkpoint_id), record["checkpoint"])
+        self.outputs = list(record.get("outputs", []))
         if run.restore_from_id and run.restore_from_id != run.head_checkpoint_id:
-            self.outputs = outputs_along_lineage(run, checkpoint_id)
-        else:
-            self.outputs = list(run.outputs)
+            self.outputs_dirty = True  # resumed elsewhere: the run row's outputs change
         answered = list(PendingRequest.objects.filter(
             run=run, status=RequestStatus.ANSWERED, delivered=False))
-        if not answered:
-            return plan  # the engine decodes the checkpoint itself; no need to do it twice
-        row = Checkpoint.objects.get(pk=checkpoint_id)
-        try:
-            pending = row.decoded().get("pending_requests", {})
-        except ValueError as error:
-            raise WorkflowCheckpointError(f"checkpoint {row.pk} is corrupt: {error}") from None
+        pending = record["checkpoint"].get("pending_requests", {})
         # Only answers to requests this checkpoint still waits on can be delivered from it.
         responses = {r.request_id: decode_value(r.response) for r in answered
                      if r.request_id in pending}
@@ -233,7 +234,7 @@ class RunExecution:
         self.buffer.append(self._record(record))
 
     # -- persistence ------------------------------------------------------------------------
-    def persist(self, checkpoint: WorkflowCheckpoint, document: str) -> list:
+    def persist(self, checkpoint: WorkflowCheckpoint) -> list:
         """Stage a checkpoint with the events recorded since the previous one, and commit the
         staged batch when it is due; return the live messages announcing what was committed.
 
@@ -243,7 +244,7 @@ class RunExecution:
         re-runs from the last committed checkpoint, exactly as it re-runs an unfinished
         superstep. Set ``FLUSH_SECONDS`` to 0 to commit every checkpoint on its own.
         """
-        row = checkpoint_row(checkpoint, self.run_id, document)
+        row = self.writer.row(checkpoint, self.outputs)  # encodes: a bad value fails the run
         row.outputs = self.step_outputs if checkpoint.kind == "superstep" else []
         self.step_outputs = []
         if checkpoint.kind == "superstep":
@@ -443,25 +444,17 @@ class _Recorder(DatabaseCheckpointStorage):
         self.execution = execution
 
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
-        return load_checkpoint_by_id(checkpoint_id)
+        restored = self.execution.restored
+        if restored is not None and restored[0] == checkpoint_id:
+            return WorkflowCheckpoint.from_dict(restored[1])  # read by _plan already
+        run_id, links = read_chain(checkpoint_id)
+        self.execution.writer.continue_from(run_id, links)
+        return WorkflowCheckpoint.from_dict(links[-1].record["checkpoint"])
 
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
-        document = dump_checkpoint(checkpoint)  # encode here: a bad value fails the run
-        self.execution.publisher.send(self.execution.persist(checkpoint, document))
+        self.execution.publisher.send(self.execution.persist(checkpoint))
         if self.execution.stop_reason is not None:
             # The checkpoint is saved; end this task's part of the run right here.
             raise _StopAfterCheckpoint(self.execution.stop_reason)
         return checkpoint.checkpoint_id
 
-
-def outputs_along_lineage(run: Run, checkpoint_id: str) -> list[Any]:
-    """The outputs a run had produced when it wrote ``checkpoint_id``: those of the
-    checkpoints of this run from the first one up to it."""
-    rows = {row.pk: row for row in Checkpoint.objects.filter(run=run).only(
-        "checkpoint_id", "previous_id", "outputs")}
-    chain = []
-    current = rows.get(checkpoint_id)
-    while current is not None:
-        chain.append(current)
-        current = rows.get(current.previous_id)
-    return [output for row in reversed(chain) for output in row.outputs]

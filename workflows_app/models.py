@@ -6,9 +6,7 @@ Checkpoint rows are immutable once written; events are append-only.
 
 from __future__ import annotations
 
-import json
 import uuid
-import zlib
 
 from django.conf import settings
 from django.db import models
@@ -81,9 +79,10 @@ class Run(models.Model):
 
 
 class Checkpoint(models.Model):
-    """One engine checkpoint, stored as its JSON document, zlib-compressed (checkpoint JSON
-    is repetitive: pingpong's shrink about twentyfold, and SQLite writes less per commit).
-    Never modified once written."""
+    """One engine checkpoint. ``document`` holds the run's record at this checkpoint (the
+    engine's checkpoint document and the run's outputs so far) as compact JSON,
+    zlib-compressed: whole when ``base`` is empty, else as a delta against ``base``, an
+    earlier row of the same run (see ``store.py``). Never modified once written."""
 
     checkpoint_id = models.CharField(max_length=64, primary_key=True)
     # Indexed by (run, created_at) below; a second index on run alone would only cost writes.
@@ -95,9 +94,18 @@ class Checkpoint(models.Model):
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="next_checkpoints", db_constraint=False)
     graph_signature_hash = models.CharField(max_length=64)
-    document = models.BinaryField(help_text="the checkpoint as compact JSON, zlib-compressed")
+    # RESTRICT: a row later rows are stored against cannot go on its own (deleting the whole
+    # run, which cascades to both, is allowed).
+    base = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT,
+                             related_name="deltas",
+                             help_text="the row this one is a delta against; empty: stored whole")
+    chain_position = models.PositiveIntegerField(
+        default=0, help_text="position in its writer's skip-delta chain (0: stored whole)")
+    document = models.BinaryField(
+        help_text="the run's record as compact JSON (whole, or a delta against base), "
+                  "zlib-compressed")
     size_bytes = models.PositiveIntegerField(help_text="bytes stored (compressed)")
-    json_bytes = models.PositiveIntegerField(default=0, help_text="bytes of the JSON document")
+    json_bytes = models.PositiveIntegerField(default=0, help_text="bytes of the stored JSON")
     content_hash = models.CharField(max_length=64, help_text="sha256 of the stored bytes")
     pending_request_count = models.PositiveIntegerField(default=0)
     outputs = models.JSONField(default=list, blank=True,
@@ -114,16 +122,12 @@ class Checkpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} @ superstep {self.superstep} ({self.checkpoint_id[:8]})"
 
-    def document_text(self) -> str:
-        """The checkpoint's JSON; raises ``ValueError`` if the stored bytes are corrupt."""
-        try:
-            return zlib.decompress(bytes(self.document)).decode("ascii")
-        except (zlib.error, UnicodeDecodeError, TypeError) as error:
-            raise ValueError(f"stored document does not decompress: {error}") from None
-
     def decoded(self) -> dict:
-        """The stored document as JSON natives (type tags left in place)."""
-        return json.loads(self.document_text())
+        """The engine's checkpoint document as JSON natives (type tags left in place), its
+        deltas applied; raises ``WorkflowCheckpointError`` if a stored row is corrupt."""
+        from .store import read_document  # store builds on these models
+
+        return read_document(self.checkpoint_id)
 
 
 class PendingRequest(models.Model):

@@ -29,7 +29,7 @@ from .engine.errors import WorkflowError
 from .models import Checkpoint, PendingRequest, Run, Workflow
 from .schemas import InvalidValue, coerce, coerce_any, json_schema
 from .states import CheckpointKind, RequestStatus, RunStatus
-from .store import load_checkpoint
+from .store import CheckpointWriter, load_checkpoint
 
 EXPORT_FORMAT = "stepstone.checkpoint"
 EXPORT_VERSION = 1
@@ -308,10 +308,15 @@ def export_checkpoint(checkpoint_id: Any) -> dict[str, Any]:
     row = Checkpoint.objects.filter(pk=str(checkpoint_id)).select_related("run__workflow").first()
     if row is None:
         raise NotFound(f"checkpoint {checkpoint_id} not found")
+    try:
+        body = row.decoded()
+    except WorkflowCheckpointError as error:
+        raise Conflict(f"checkpoint {checkpoint_id} cannot be exported: {error}") from None
+    text = json.dumps(body, separators=(",", ":"))  # the form import_checkpoint hashes
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
             "workflow": row.run.workflow.name, "graph_signature_hash": row.graph_signature_hash,
-            "content_hash": hashlib.sha256(row.document_text().encode("ascii")).hexdigest(),
-            "checkpoint": row.decoded()}
+            "content_hash": hashlib.sha256(text.encode("ascii")).hexdigest(),
+            "checkpoint": body}
 
 
 @transaction.atomic
@@ -329,7 +334,7 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     body = document.get("checkpoint")
     if not isinstance(body, dict):
         raise InvalidInput("checkpoint: missing or not an object")
-    text = json.dumps(body, separators=(",", ":"))  # as store.dump_checkpoint writes it
+    text = json.dumps(body, separators=(",", ":"))  # as export_checkpoint hashes it
     if hashlib.sha256(text.encode()).hexdigest() != document.get("content_hash"):
         raise InvalidInput("content_hash: the checkpoint does not match its hash "
                            "(the document was altered)")
@@ -350,8 +355,7 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
         workflow=row, input=None, created_by=_user(user), current_superstep=checkpoint.superstep,
         status=RunStatus.WAITING if waiting else RunStatus.CANCELLED,
         error="" if waiting else "imported checkpoint: resume or rehydrate it to continue")
-    from .store import checkpoint_row
-    stored = checkpoint_row(checkpoint, run.pk, text)
+    stored = CheckpointWriter(run.pk).row(checkpoint, [])  # stored whole: a chain's start
     stored.previous_id = None  # its parent lives in the other installation
     stored.save(force_insert=True)
     Run.objects.filter(pk=run.pk).update(head_checkpoint=stored)

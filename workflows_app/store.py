@@ -1,9 +1,18 @@
-"""Engine checkpoints stored as ``Checkpoint`` rows.
+"""Engine checkpoints stored as ``Checkpoint`` rows, each holding only what changed.
 
-``DatabaseCheckpointStorage`` implements the engine's ``CheckpointStorage`` protocol over the
-database, for any code that drives a workflow itself. Runs executed by workers write through
-``execution.RunRecorder`` instead, which saves the checkpoint, the events and the run's
-progress in one transaction.
+A row stores its run's *record* at that checkpoint: ``{"checkpoint": <the engine's
+checkpoint document>, "outputs": <the run's encoded outputs so far>}``, as compact JSON,
+zlib-compressed. The first row a writer saves holds the record whole; each later one holds a
+delta (``engine.deltas``) against an earlier row of the same run, its ``base``, chosen by the
+skip-delta schedule. So the bytes a run stores grow with what changed, and reading any row
+applies at most ``log2(position) + 1`` deltas, fetched in one query, however long the
+history (see ``read_record``). ``base`` is a RESTRICT foreign key: a row others are stored
+against cannot be deleted on its own.
+
+``CheckpointWriter`` turns a run's successive checkpoints into rows. ``DatabaseCheckpointStorage``
+implements the engine's ``CheckpointStorage`` protocol over the database, for any code that
+drives a workflow itself. Runs executed by workers write through ``execution``'s recorder
+instead, which saves the checkpoint, the events and the run's progress in one transaction.
 """
 
 from __future__ import annotations
@@ -11,22 +20,67 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connections, router, transaction
+from django.db.models import RestrictedError
 
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
+from .engine.deltas import diff, patch, skip_base
 from .models import Checkpoint, Run
 
 
-def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None = None) -> Checkpoint:
-    """The (unsaved) row for ``checkpoint``; ``document`` is its JSON if already encoded."""
-    if document is None:
-        document = dump_checkpoint(checkpoint)
-    encoded = document.encode("ascii")
-    stored = zlib.compress(encoded, 1)  # level 1: most of the gain for a fraction of the time
+@dataclass
+class ChainLink:
+    """A row a writer may store later rows against: its position in the writer's chain,
+    its id and the record it holds (JSON natives, never modified)."""
+
+    position: int
+    checkpoint_id: str
+    record: dict[str, Any]
+
+
+class CheckpointWriter:
+    """Rows for one run's successive checkpoints: the first whole, then deltas.
+
+    The writer keeps the records of the rows on the skip path of its newest row: exactly the
+    bases later rows need (at most ``log2(n) + 1`` records). ``continue_from`` picks up the
+    chain a restore read, so a run resumed by a new task goes on storing deltas.
+    """
+
+    def __init__(self, run_id: Any) -> None:
+        self.run_id = run_id
+        self.links: list[ChainLink] = []  # the skip path of the newest row, oldest first
+
+    def continue_from(self, run_id: Any, links: list[ChainLink]) -> None:
+        """Store the next rows against ``links`` (from ``read_chain``) if they are this run's
+        own; another run's rows are never a base, so each run can be pruned on its own."""
+        self.links = list(links) if run_id == Run._meta.pk.to_python(self.run_id) else []
+
+    def row(self, checkpoint: WorkflowCheckpoint, outputs: list[Any]) -> Checkpoint:
+        """The (unsaved) row for ``checkpoint``, the run's encoded ``outputs`` so far with it.
+        Encoding happens here: an unencodable value raises before anything is stored."""
+        record = {"checkpoint": checkpoint.to_dict(), "outputs": list(outputs)}
+        if self.links:
+            position = self.links[-1].position + 1
+            base_position = skip_base(position)
+            kept = [link for link in self.links if link.position <= base_position]
+            base = kept[-1]
+            stored = diff(base.record, record)
+        else:
+            position, kept, base, stored = 0, [], None, record
+        self.links = [*kept, ChainLink(position, checkpoint.checkpoint_id, record)]
+        return _row(checkpoint, self.run_id, stored, base, position)
+
+
+def _row(checkpoint: WorkflowCheckpoint, run_id: Any, stored: Any, base: ChainLink | None,
+         position: int) -> Checkpoint:
+    # ASCII escapes: every str is storable, lone surrogates included.
+    encoded = json.dumps(stored, separators=(",", ":")).encode("ascii")
+    data = zlib.compress(encoded, 1)  # level 1: most of the gain for a fraction of the time
     return Checkpoint(
         checkpoint_id=checkpoint.checkpoint_id,
         run_id=run_id,
@@ -35,13 +89,94 @@ def checkpoint_row(checkpoint: WorkflowCheckpoint, run_id, document: str | None 
         kind=checkpoint.metadata.get("kind", "superstep"),
         previous_id=checkpoint.previous_checkpoint_id,
         graph_signature_hash=checkpoint.graph_signature_hash,
-        document=stored,
-        size_bytes=len(stored),
+        base_id=base.checkpoint_id if base else None,
+        chain_position=position,
+        document=data,
+        size_bytes=len(data),
         json_bytes=len(encoded),
-        content_hash=hashlib.sha256(stored).hexdigest(),
+        content_hash=hashlib.sha256(data).hexdigest(),
         pending_request_count=len(checkpoint.pending_requests),
         created_at=datetime.fromisoformat(checkpoint.timestamp),
     )
+
+
+# --------------------------------------------------------------------------- reading
+def read_chain(checkpoint_id: str) -> tuple[Any, list[ChainLink]]:
+    """The run that owns ``checkpoint_id`` and the records along its skip path, oldest
+    (stored whole) first, the requested one last.
+
+    One query fetches the row and its bases (a recursive CTE over ``base_id``). Raises
+    ``WorkflowCheckpointError`` naming the checkpoint if it is missing or any row on its
+    path is corrupt: bytes that do not match their hash, do not decompress or do not fit.
+    """
+    table = Checkpoint._meta.db_table
+    connection = connections[router.db_for_read(Checkpoint)]
+    quote = connection.ops.quote_name
+    sql = (f"WITH RECURSIVE path(id) AS ("
+           f" SELECT %s UNION ALL"
+           f" SELECT c.{quote('base_id')} FROM {quote(table)} c JOIN path"
+           f" ON c.{quote('checkpoint_id')} = path.id WHERE c.{quote('base_id')} IS NOT NULL)"
+           f" SELECT checkpoint_id, base_id, run_id, chain_position, document, content_hash"
+           f" FROM {quote(table)} WHERE checkpoint_id IN (SELECT id FROM path)")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(checkpoint_id)])
+        rows = {row[0]: row for row in cursor.fetchall()}
+    if str(checkpoint_id) not in rows:
+        raise WorkflowCheckpointError(f"checkpoint {checkpoint_id!r} not found")
+    path, current = [], rows[str(checkpoint_id)]
+    while True:  # newest to oldest; a base is always an earlier row of the same run
+        path.append(current)
+        if current[1] is None:
+            break
+        if current[1] not in rows:
+            raise WorkflowCheckpointError(
+                f"checkpoint {checkpoint_id} is corrupt: its base {current[1]} is missing")
+        current = rows[current[1]]
+    links, record = [], None
+    for row_id, base_id, _run, position, data, content_hash in reversed(path):
+        stored = _decode_stored(row_id, data, content_hash, checkpoint_id)
+        try:
+            record = stored if base_id is None else patch(record, stored)
+        except WorkflowCheckpointError as error:
+            raise WorkflowCheckpointError(
+                f"checkpoint {checkpoint_id} is corrupt: {error}") from None
+        links.append(ChainLink(position, row_id, record))
+    if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), dict):
+        raise WorkflowCheckpointError(f"checkpoint {checkpoint_id} is corrupt: no checkpoint "
+                                      f"document in its record")
+    # Raw SQL gives the run's uuid as the backend stores it (hex text on SQLite).
+    return Run._meta.pk.to_python(path[0][2]), links
+
+
+def _decode_stored(row_id: str, data: Any, content_hash: str, requested: str) -> Any:
+    which = f"checkpoint {row_id}" if row_id == str(requested) else (
+        f"checkpoint {row_id} (a base of checkpoint {requested})")
+    data = bytes(data)
+    if hashlib.sha256(data).hexdigest() != content_hash:
+        raise WorkflowCheckpointError(f"{which} is corrupt: its content does not match its hash")
+    try:
+        return json.loads(zlib.decompress(data).decode("ascii"))
+    except (zlib.error, UnicodeDecodeError, ValueError) as error:
+        raise WorkflowCheckpointError(f"{which} is corrupt: {error}") from None
+
+
+def read_record(checkpoint_id: str) -> dict[str, Any]:
+    """``{"checkpoint": <document>, "outputs": [...]}`` as stored for ``checkpoint_id``."""
+    return read_chain(checkpoint_id)[1][-1].record
+
+
+def read_document(checkpoint_id: str) -> dict[str, Any]:
+    """The checkpoint's JSON document (JSON natives, type tags left in place)."""
+    return read_record(checkpoint_id)["checkpoint"]
+
+
+def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:
+    """Decode a row; a corrupt one raises ``WorkflowCheckpointError`` naming it."""
+    return load_checkpoint_by_id(row.pk)
+
+
+def load_checkpoint_by_id(checkpoint_id: str) -> WorkflowCheckpoint:
+    return WorkflowCheckpoint.from_dict(read_document(checkpoint_id))
 
 
 _INSERT_SQL: dict[tuple, tuple[str, list]] = {}
@@ -101,33 +236,9 @@ def update_where(model: type, where: dict[str, Any], values: dict[str, Any]) -> 
         return cursor.rowcount
 
 
-def dump_checkpoint(checkpoint: WorkflowCheckpoint) -> str:
-    # ASCII escapes: every str is storable, lone surrogates included.
-    return json.dumps(checkpoint.to_dict(), separators=(",", ":"))
-
-
-def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:
-    """Decode a row; a corrupt document raises ``WorkflowCheckpointError`` naming it."""
-    if hashlib.sha256(bytes(row.document)).hexdigest() != row.content_hash:
-        raise WorkflowCheckpointError(
-            f"checkpoint {row.checkpoint_id} is corrupt: its content does not match its hash")
-    try:
-        text = row.document_text()
-    except ValueError as error:
-        raise WorkflowCheckpointError(f"checkpoint {row.checkpoint_id} is corrupt: {error}") from None
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise WorkflowCheckpointError(
-            f"checkpoint {row.checkpoint_id} is corrupt: {error}") from None
-    return WorkflowCheckpoint.from_dict(document)
-
-
-def load_checkpoint_by_id(checkpoint_id: str) -> WorkflowCheckpoint:
-    row = Checkpoint.objects.filter(pk=checkpoint_id).first()
-    if row is None:
-        raise WorkflowCheckpointError(f"checkpoint {checkpoint_id!r} not found")
-    return load_checkpoint(row)
+def bytes_stored(run: Run) -> int:
+    """Bytes the database holds for ``run``'s checkpoints."""
+    return sum(Checkpoint.objects.filter(run=run).values_list("size_bytes", flat=True))
 
 
 class DatabaseCheckpointStorage:
@@ -135,9 +246,12 @@ class DatabaseCheckpointStorage:
 
     def __init__(self, run: Run) -> None:
         self.run_id = run.pk
+        self.writer = CheckpointWriter(run.pk)
 
     def _save(self, checkpoint: WorkflowCheckpoint) -> str:
-        row = checkpoint_row(checkpoint, self.run_id)
+        if Checkpoint.objects.filter(pk=checkpoint.checkpoint_id).exists():
+            raise WorkflowCheckpointError(f"checkpoint {checkpoint.checkpoint_id} already exists")
+        row = self.writer.row(checkpoint, [])
         with transaction.atomic():
             if Checkpoint.objects.filter(pk=row.pk).exists():
                 raise WorkflowCheckpointError(f"checkpoint {row.pk} already exists")
@@ -149,8 +263,13 @@ class DatabaseCheckpointStorage:
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         return await sync_to_async(self._save)(checkpoint)
 
+    def _load(self, checkpoint_id: str) -> WorkflowCheckpoint:
+        run_id, links = read_chain(checkpoint_id)
+        self.writer.continue_from(run_id, links)  # a run resumed here goes on with deltas
+        return WorkflowCheckpoint.from_dict(links[-1].record["checkpoint"])
+
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
-        return await sync_to_async(load_checkpoint_by_id)(checkpoint_id)
+        return await sync_to_async(self._load)(checkpoint_id)
 
     def _rows(self, workflow_name: str | None):
         rows = Checkpoint.objects.all()
@@ -172,7 +291,14 @@ class DatabaseCheckpointStorage:
         return await sync_to_async(latest)()
 
     async def delete(self, checkpoint_id: str) -> bool:
+        """Delete one checkpoint; refused (``WorkflowCheckpointError``) for a row that later
+        rows are stored against. ``services.prune_checkpoints`` prunes whole runs safely."""
         def delete():
-            deleted, _ = Checkpoint.objects.filter(pk=checkpoint_id).delete()
+            try:
+                deleted, _ = Checkpoint.objects.filter(pk=checkpoint_id).delete()
+            except RestrictedError:
+                raise WorkflowCheckpointError(
+                    f"checkpoint {checkpoint_id} cannot be deleted: later checkpoints are "
+                    f"stored as deltas against it") from None
             return bool(deleted)
         return await sync_to_async(delete)()

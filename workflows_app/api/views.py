@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .. import services
+from ..engine import WorkflowCheckpointError
 from ..diffs import diff_documents
 from ..models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
 from ..states import RequestStatus, RunStatus
@@ -126,8 +127,8 @@ class CheckpointViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         checkpoint = self.get_object()
         try:
             return Response(self.get_serializer(checkpoint).data)
-        except ValueError as error:
-            raise services.Conflict(f"checkpoint {checkpoint.pk} is corrupt: {error}") from None
+        except WorkflowCheckpointError as error:  # names the corrupt row
+            raise services.Conflict(str(error)) from None
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])
@@ -137,8 +138,8 @@ class CheckpointViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         previous = Checkpoint.objects.filter(pk=checkpoint.previous_id).first()
         try:
             changes = diff_documents(previous.decoded() if previous else None, checkpoint.decoded())
-        except ValueError as error:
-            raise services.Conflict(f"checkpoint {checkpoint.pk} is corrupt: {error}") from None
+        except WorkflowCheckpointError as error:  # names the corrupt row
+            raise services.Conflict(str(error)) from None
         return Response({"checkpoint_id": checkpoint.pk,
                          "previous_checkpoint_id": previous.pk if previous else None,
                          "changes": changes})

@@ -118,7 +118,9 @@ def encode_value(value: Any) -> Any:
     if cls is str or cls is int or cls is bool or value is None:
         return value
     if cls is list:
-        try:  # JSON scalars are their own encoding: skip the call for them (lists of str)
+        if set(map(type, value)) <= _SCALARS:  # lists of str, the common growing state
+            return list(value)
+        try:  # JSON scalars are their own encoding: skip the call for them
             return [item if type(item) in _SCALARS else encode_value(item) for item in value]
         except CheckpointEncodingError as error:
             raise _locate_in_sequence(error, value) from None
@@ -208,11 +210,17 @@ _ENCODERS: dict[type, Any] = {
 
 
 # --------------------------------------------------------------------------- decoding
+# JSON scalars decode to themselves (non-finite floats are tagged, so any float is finite).
+_DECODED_SCALARS = {str, int, float, bool, type(None)}
+
+
 def decode_value(data: Any) -> Any:
     """Rebuild a value encoded by ``encode_value``; raises ``WorkflowCheckpointError`` on
     unknown tags, unregistered classes or malformed payloads."""
     cls = type(data)
     if cls is list:
+        if set(map(type, data)) <= _DECODED_SCALARS:  # nothing tagged: a C-speed copy
+            return list(data)
         return [decode_value(item) for item in data]
     if cls is dict:
         tag = data.get(TYPE_KEY)
