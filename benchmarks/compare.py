@@ -52,8 +52,8 @@ TARGETS = [
     ("pingpong none: per superstep <= 1/3 of MAF", "pingpong", "none", "per_superstep_us", 1 / 3),
     ("pingpong inmemory: per superstep <= 1/2 of MAF", "pingpong", "inmemory",
      "per_superstep_us", 1 / 2),
-    ("fanout inmemory: per superstep <= 1/2 of MAF", "fanout", "inmemory",
-     "per_superstep_us", 1 / 2),
+    ("fanout inmemory: per superstep <= 1/3 of MAF", "fanout", "inmemory",
+     "per_superstep_us", 1 / 3),
     ("approval inmemory: rehydrate-and-finish resume_s <= MAF", "approval", "inmemory",
      "resume_s", 1.0),
     ("approval file: rehydrate-and-finish resume_s <= MAF", "approval", "file", "resume_s", 1.0),
@@ -62,6 +62,20 @@ TARGETS = [
      "per_superstep_us", 1 / 2, "maf", "file"),
     ("pingpong django-sqlite: per superstep <= LangGraph sqlite", "pingpong", "django-sqlite",
      "per_superstep_us", 1.0, "langgraph", "sqlite"),
+    # issue 7: checkpoints that hold what changed
+    ("pingpong django-sqlite: per superstep <= MAF inmemory", "pingpong", "django-sqlite",
+     "per_superstep_us", 1.0, "maf", "inmemory"),
+    ("pingpong django-sqlite (200 steps): bytes stored <= 1/10 of MAF", "pingpong",
+     "django-sqlite", "checkpoint_bytes_total", 1 / 10, "maf", "inmemory"),
+]
+
+# Stepstone against itself: pingpong-growth rows (django_bench.py) at 2,000 supersteps
+# against 200. (label, metric, largest allowed ratio)
+GROWTH_TARGETS = [
+    ("pingpong django-sqlite: bytes stored at 2,000 steps <= 15x at 200",
+     "checkpoint_bytes_total", 15.0),
+    ("pingpong django-sqlite: restore newest at 2,000 steps <= 2x at 200",
+     "restore_newest_s", 2.0),
 ]
 
 
@@ -198,6 +212,13 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
                          f"{fmt(value(a, 'resume_s'), 1e3, 3)} vs {fmt(value(b, 'resume_s'), 1e3, 3)} ms")
     if fsync:
         out.append("S file fsync=True vs fsync=False: " + "; ".join(fsync) + ".")
+    growth = growth_rows(ours)
+    if growth:
+        out.append("S pingpong, Django store on SQLite, as the run grows (bytes stored; restore "
+                   "of the newest checkpoint into a fresh instance): " + "; ".join(
+                       f"{steps:,} steps {row['checkpoint_bytes_total'] / 1e3:,.1f} KB, "
+                       f"{row['restore_newest_s'] * 1e3:.3f} ms"
+                       for steps, row in sorted(growth.items())) + ".")
     for row in ours:
         if row.get("mode") == "qcluster":
             out.append(f"S approval through {row['workers']} qcluster workers: enqueue-to-first-"
@@ -209,8 +230,22 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
     return out
 
 
+def growth_rows(ours: list[dict]) -> dict[int, dict]:
+    return {row["supersteps"]: row for row in ours if row.get("workload") == "pingpong-growth"}
+
+
 def check_targets(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[dict[str, Any]]:
     verdicts = []
+    growth = growth_rows(ours)
+    for label, metric, max_ratio in GROWTH_TARGETS:
+        small, large = value(growth.get(200), metric), value(growth.get(2000), metric)
+        if small is None or large is None:
+            verdicts.append({"target": label, "verdict": "MISSING", "stepstone": large,
+                             "maf": small})
+            continue
+        verdicts.append({"target": label, "verdict": "PASS" if large <= small * max_ratio
+                         else "FAIL", "metric": metric, "at_200": small, "at_2000": large,
+                         "ratio": large / small, "max_ratio": max_ratio})
     for label, workload, storage, metric, fraction, *peer in TARGETS:
         peer_name, peer_storage = peer or ("maf", storage)
         s = value(find(ours, workload, storage), metric)
@@ -230,9 +265,17 @@ def check_targets(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[dic
 def describe_verdict(v: dict[str, Any]) -> str:
     if v["verdict"] == "MISSING":
         return f"MISSING  {v['target']}  (no figure: stepstone={v['stepstone']}, maf={v['maf']})"
+    if "at_200" in v:
+        scale, unit = (1e3, "ms") if v["metric"].endswith("_s") else (1e-3, "KB")
+        return (f"{v['verdict']:<5} {v['target']}: {v['at_2000'] * scale:,.3f} {unit} vs "
+                f"{v['at_200'] * scale:,.3f} {unit} (ratio {v['ratio']:.2f}, "
+                f"max {v['max_ratio']:.0f})")
     if v["metric"] == "resume_s":
         s, m, lim, unit = v["stepstone"] * 1e3, v["maf"] * 1e3, v["limit"] * 1e3, "ms"
         digits = 3
+    elif v["metric"] == "checkpoint_bytes_total":
+        s, m, lim, unit, digits = (v["stepstone"] / 1e3, v["maf"] / 1e3, v["limit"] / 1e3,
+                                   "KB", 1)
     else:
         s, m, lim, unit, digits = v["stepstone"], v["maf"], v["limit"], "us", 1
     return (f"{v['verdict']:<5} {v['target']}: Stepstone {s:.{digits}f} {unit} vs limit "

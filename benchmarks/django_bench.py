@@ -109,7 +109,7 @@ def bench_growth(workload: str, steps: int, reps: int) -> dict:
         restores.append(time.perf_counter() - started)
         assert [e.log[-1][:6] for e in workflow.executors.values()] == [
             f"{steps - 2:06d}", f"{steps - 1:06d}"]
-    return {"workload": "pingpong", "storage": "django-sqlite", "supersteps": steps,
+    return {"workload": "pingpong-growth", "storage": "django-sqlite", "supersteps": steps,
             "checkpoints": run.checkpoints.count(), "checkpoint_bytes_total": stored,
             "restore_newest_s": round(statistics.median(restores[1:]), 6)}
 

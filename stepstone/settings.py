@@ -67,6 +67,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 # STEPSTONE_CHECKPOINT_FLUSH_SECONDS: checkpoints of fast supersteps are committed together at
 # most this far apart (group commit); 0 commits every checkpoint on its own.
 CHECKPOINT_FLUSH_SECONDS = float(os.environ.get("STEPSTONE_CHECKPOINT_FLUSH_SECONDS", "0.02"))
+# STEPSTONE_RETAIN_CHECKPOINTS: checkpoints kept per finished run by the hourly retention
+# sweep (those with open requests, rehydrate sources and what they need are kept too);
+# 0 keeps every checkpoint.
+RETAIN_CHECKPOINTS = int(os.environ.get("STEPSTONE_RETAIN_CHECKPOINTS", "100"))
 # --------------------------------------------------------------------------- end of environment
 
 if DATABASE_URL and not DATABASE_URL.startswith(("postgres://", "postgresql://", "pgsql://")):
@@ -235,6 +239,7 @@ STEPSTONE = {
     "HEARTBEAT_SECONDS": HEARTBEAT_SECONDS,
     "CHECKPOINT_FLUSH_SECONDS": CHECKPOINT_FLUSH_SECONDS,
     "TASK_SLICE_SECONDS": TASK_SLICE,
+    "RETAIN_CHECKPOINTS": RETAIN_CHECKPOINTS,
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -28,10 +28,12 @@ def _check_definitions(app_configs, **kwargs) -> list:
 
 
 def _after_migrate(sender, using="default", **kwargs) -> None:
-    """Registered workflows and the recovery schedule exist as soon as the schema does."""
+    """Registered workflows and the recovery and retention schedules exist as soon as the
+    schema does."""
     if using != "default":
         return
     from . import services
 
     services.sync_workflows()
     services.ensure_recovery_schedule()
+    services.ensure_retention_schedule()

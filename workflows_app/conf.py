@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "TASK_SLICE_SECONDS": 240,
     # Queued runs with no lease older than this are re-enqueued by the recovery sweep.
     "RECOVER_QUEUED_AFTER_SECONDS": 120,
+    # Checkpoints the retention sweep keeps per finished run (0: keep all); see
+    # services.prune_checkpoints for what is always kept.
+    "RETAIN_CHECKPOINTS": 100,
     # Send every recorded event to the run's channel group (live dashboard).
     "PUBLISH_EVENTS": True,
 }

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from . import live, registry
@@ -133,6 +133,15 @@ def ensure_recovery_schedule() -> None:
         name="stepstone-recover-runs",
         defaults={"func": "workflows_app.tasks.recover_runs",
                   "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1})
+
+
+def ensure_retention_schedule() -> None:
+    """The django-q2 schedule that runs the checkpoint retention sweep every hour."""
+    from django_q.models import Schedule
+    Schedule.objects.update_or_create(
+        name="stepstone-prune-checkpoints",
+        defaults={"func": "workflows_app.tasks.prune_checkpoints",
+                  "schedule_type": Schedule.HOURLY, "repeats": -1})
 
 
 def _registered_workflow(name: str) -> tuple[Workflow, registry.WorkflowDefinition]:
@@ -300,6 +309,72 @@ def recover_stale_runs() -> list[Any]:
     for run_id in run_ids:
         enqueue_run(run_id)
     return run_ids
+
+
+# --------------------------------------------------------------------------- retention
+@dataclass
+class PruneReport:
+    runs: int = 0  # runs that lost checkpoints
+    checkpoints: int = 0  # checkpoints deleted (or, in a dry run, that would be)
+    bytes: int = 0  # their stored bytes
+
+
+def prune_checkpoints(keep: int | None = None, dry_run: bool = False) -> PruneReport:
+    """Delete old checkpoints of finished runs, keeping per run:
+
+    - its ``keep`` newest checkpoints (default ``RETAIN_CHECKPOINTS``; 0 keeps everything),
+      its head and the checkpoint it would restore from;
+    - every checkpoint that holds a request still open, and every checkpoint a run was
+      rehydrated from;
+    - every row the kept ones are stored against (their bases), so each kept checkpoint
+      restores exactly as before.
+
+    Runs that are not finished are never touched. Each run is pruned in its own
+    transaction with its row locked, so a resume racing the sweep either comes first (and
+    the run is skipped) or finds the kept checkpoints intact.
+    """
+    keep = stepstone_settings.RETAIN_CHECKPOINTS if keep is None else keep
+    if keep < 0:
+        raise InvalidInput(f"keep: must be 0 (keep all) or more, got {keep}")
+    report = PruneReport()
+    if keep == 0:
+        return report
+    candidates = (Checkpoint.objects.filter(run__status__in=RunStatus.finished())
+                  .order_by().values("run_id").annotate(count=Count("checkpoint_id"))
+                  .filter(count__gt=keep).values_list("run_id", flat=True))
+    for run_id in list(candidates):
+        deleted, size = _prune_run(run_id, keep, dry_run)
+        if deleted:
+            report.runs += 1
+            report.checkpoints += deleted
+            report.bytes += size
+    return report
+
+
+@transaction.atomic
+def _prune_run(run_id: Any, keep: int, dry_run: bool) -> tuple[int, int]:
+    run = _locked_run(run_id)
+    if run.status not in RunStatus.finished():
+        return 0, 0  # resumed since the sweep listed it
+    rows = list(Checkpoint.objects.filter(run=run).order_by("created_at")
+                .values_list("checkpoint_id", "base_id", "pending_request_count", "size_bytes"))
+    kept = {row[0] for row in rows[-keep:]} | {run.head_checkpoint_id, run.restore_from_id}
+    kept |= set(Run.objects.filter(source_checkpoint__run=run)
+                .values_list("source_checkpoint_id", flat=True))
+    if run.requests.filter(status=RequestStatus.OPEN).exists():
+        kept |= {row[0] for row in rows if row[2]}
+    bases = {row[0]: row[1] for row in rows}
+    for checkpoint_id in list(kept):  # and what they are stored against
+        while checkpoint_id is not None:
+            kept.add(checkpoint_id)
+            checkpoint_id = bases.get(checkpoint_id)
+    doomed = [row for row in rows if row[0] not in kept]
+    if doomed and not dry_run:
+        # Newest first: a row is only ever the base of newer rows, which are gone by then.
+        for start in range(len(doomed), 0, -500):
+            batch = [row[0] for row in doomed[max(0, start - 500):start]]
+            Checkpoint.objects.filter(pk__in=batch).delete()
+    return len(doomed), sum(row[3] for row in doomed)
 
 
 # --------------------------------------------------------------------------- export/import

@@ -112,9 +112,10 @@ def read_chain(checkpoint_id: str) -> tuple[Any, list[ChainLink]]:
     table = Checkpoint._meta.db_table
     connection = connections[router.db_for_read(Checkpoint)]
     quote = connection.ops.quote_name
+    # Both terms cast to text: PostgreSQL wants one type for the recursive column.
     sql = (f"WITH RECURSIVE path(id) AS ("
-           f" SELECT %s UNION ALL"
-           f" SELECT c.{quote('base_id')} FROM {quote(table)} c JOIN path"
+           f" SELECT CAST(%s AS TEXT) UNION ALL"
+           f" SELECT CAST(c.{quote('base_id')} AS TEXT) FROM {quote(table)} c JOIN path"
            f" ON c.{quote('checkpoint_id')} = path.id WHERE c.{quote('base_id')} IS NOT NULL)"
            f" SELECT checkpoint_id, base_id, run_id, chain_position, document, content_hash"
            f" FROM {quote(table)} WHERE checkpoint_id IN (SELECT id FROM path)")

@@ -24,3 +24,11 @@ def recover_runs() -> str:
     from . import services
     recovered = services.recover_stale_runs()
     return f"re-enqueued {len(recovered)} run(s)"
+
+
+def prune_checkpoints() -> str:
+    """Scheduled sweep (hourly): the checkpoint retention policy, see services."""
+    from . import services
+    report = services.prune_checkpoints()
+    return (f"pruned {report.checkpoints} checkpoint(s) of {report.runs} run(s), "
+            f"{report.bytes} bytes")
