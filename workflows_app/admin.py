@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import permissions, services
 from .diffs import diff_documents
+from .engine import WorkflowCheckpointError
 from .models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
 
 
@@ -175,9 +176,10 @@ class CheckpointAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("run",)
     readonly_fields = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
-                       "previous_link", "next_links", "graph_signature_hash", "size_bytes",
-                       "content_hash", "created_at", "diff_to_previous", "decoded_document")
-    exclude = ("document", "run", "previous", "outputs")
+                       "previous_link", "next_links", "graph_signature_hash", "stored_as",
+                       "size_bytes", "json_bytes", "content_hash", "created_at",
+                       "diff_to_previous", "decoded_document")
+    exclude = ("document", "run", "previous", "outputs", "base", "chain_position")
     actions = ["resume_from", "rehydrate_from", "export"]
 
     @admin.display(description="run")
@@ -194,14 +196,28 @@ class CheckpointAdmin(ReadOnlyAdmin):
         following = Checkpoint.objects.filter(previous_id=obj.pk)
         return format_html_join(", ", "{}", ((_link(c),) for c in following)) or "–"
 
+    @admin.display(description="stored as")
+    def stored_as(self, obj):
+        if obj.base_id is None:
+            return "the whole record"
+        base = Checkpoint.objects.filter(pk=obj.base_id).first()
+        return format_html("a delta against {} (position {} of its writer's chain)",
+                           _link(base) if base else obj.base_id, obj.chain_position)
+
     @admin.display(description="checkpoint (decoded JSON)")
     def decoded_document(self, obj):
-        return _pretty(obj.decoded())
+        try:
+            return _pretty(obj.decoded())
+        except WorkflowCheckpointError as error:  # names the corrupt row
+            return str(error)
 
     @admin.display(description="diff to previous")
     def diff_to_previous(self, obj):
         previous = Checkpoint.objects.filter(pk=obj.previous_id).first()
-        changes = diff_documents(previous.decoded() if previous else None, obj.decoded())
+        try:
+            changes = diff_documents(previous.decoded() if previous else None, obj.decoded())
+        except WorkflowCheckpointError as error:
+            return str(error)
         return _pretty(changes)
 
     def _one(self, request, queryset):

@@ -23,6 +23,18 @@ def test_checkpoint_page_shows_lineage_decoded_state_and_diff(admin_client, fini
     assert head.previous_id in html  # link to the previous checkpoint
     assert "executor_states.counter.total" in html  # the diff names what changed
     assert "&quot;seen&quot;" in html or '"seen"' in html  # decoded JSON
+    assert "a delta against" in html and head.base_id in html  # how it is stored
+    entry = finished_run.checkpoints.get(kind="entry")
+    page = admin_client.get(reverse("admin:workflows_app_checkpoint_change", args=[entry.pk]))
+    assert "the whole record" in page.content.decode()
+
+
+def test_a_corrupt_checkpoint_page_names_the_problem(admin_client, finished_run):
+    head = finished_run.head_checkpoint
+    type(head).objects.filter(pk=head.pk).update(document=b"garbage")
+    page = admin_client.get(reverse("admin:workflows_app_checkpoint_change", args=[head.pk]))
+    assert page.status_code == 200
+    assert f"checkpoint {head.pk} is corrupt" in page.content.decode()
 
 
 def test_checkpoints_are_read_only_and_filterable(admin_client, finished_run):
