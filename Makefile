@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test bench bench-compare clean
+.PHONY: run test install install-test bench bench-compare load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: install
 
 bench-compare: install
 	$(BIN)/python benchmarks/compare.py
+
+# Hundreds of runs through real workers, web servers and websocket clients (LOAD_ARGS="--runs 600").
+load: install
+	$(BIN)/python benchmarks/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

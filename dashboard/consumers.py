@@ -1,7 +1,8 @@
 """Live updates of the dashboard over websockets (SPEC §2, issue 4).
 
 ``/ws/runs/`` (``RunsConsumer``) streams the status changes of all runs;
-``/ws/runs/<run_id>/`` (``RunEventsConsumer``) streams one run's events and status.
+``/ws/runs/<run_id>/`` (``RunEventsConsumer``) streams one run's events and status (from the
+run's own group only).
 
 Messages sent to the browser (JSON text frames):
 
@@ -167,9 +168,9 @@ class RunEventsConsumer(_LiveConsumer):
         if refusal is not None:
             await self.refuse(refusal)
             return
+        # The run's group carries its events and its status changes; not the runs group,
+        # whose every message would reach every open run page.
         await self.join(run_group(self.run_id))
-        # Status changes go to the runs group only; keep this run's.
-        await self.join(RUNS_GROUP)
         await self.accept()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         if "after" in query:
@@ -229,10 +230,15 @@ class RunEventsConsumer(_LiveConsumer):
         await self.send_events([fresh[seq] for seq in sorted(fresh)])
 
     async def run_status(self, message: dict[str, Any]) -> None:
-        if message.get("run_id") == self.run_id:
-            # Read the row rather than trust the message: a message queued before this
-            # connection's first read may be older than what the page was already sent.
-            await self.send_status()
+        if message.get("run_id") != self.run_id:
+            return
+        # A status change follows the events recorded before it; if their message was lost
+        # (a full channel drops messages), no later one would reveal the gap: read them now.
+        if self.sent_seq is not None:
+            await self.send_events(await self.read_events(self.sent_seq))
+        # Read the row rather than trust the message: a message queued before this
+        # connection's first read may be older than what the page was already sent.
+        await self.send_status()
 
     # -- helpers ---------------------------------------------------------------------------
     async def send_events(self, events: list[dict[str, Any]]) -> None:

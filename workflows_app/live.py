@@ -1,5 +1,6 @@
 """Pushing recorded events to the browser: every event goes to the run's channel group,
-and status changes to the group of the runs list. Best effort: the events are already in
+and status changes to the run's group and to the group of the runs list (so a run page
+hears only of its own run, however many runs change). Best effort: the events are already in
 the database, and a page that missed some asks for them by ``seq``."""
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def events_message(run_id: Any, events: Iterable[dict]) -> list[tuple[str, dict[
 
 
 def status_message(run_id: Any, status: str) -> list[tuple[str, dict[str, Any]]]:
-    return [(RUNS_GROUP, {"type": "run.status", "run_id": str(run_id), "status": str(status)})]
+    message = {"type": "run.status", "run_id": str(run_id), "status": str(status)}
+    return [(run_group(run_id), message), (RUNS_GROUP, message)]
 
 
 def publish_status(run_id: Any, status: str) -> None:

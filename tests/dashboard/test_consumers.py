@@ -242,9 +242,25 @@ async def test_run_socket_follows_its_runs_status(viewer, run):
     await live.asend(live.status_message(run.pk, "completed"))
     assert await communicator.receive_json_from(WAIT) == {
         "type": "status", "run_id": str(run.pk), "status": "completed", "superstep": 5}
-    # Another run's status change is not this socket's business.
+    # Another run's status change is not this socket's business: it does not even reach it,
+    # since a run page is in its run's group only (not in the group of every run).
     await live.asend(live.status_message("00000000-0000-0000-0000-000000000000", "failed"))
     assert await communicator.receive_nothing(0.5)
+    assert await group_size(live.RUNS_GROUP) == 0
+    await communicator.disconnect()
+
+
+async def test_events_whose_message_was_lost_arrive_with_the_next_status(viewer, run):
+    communicator = socket(f"/ws/runs/{run.pk}/?after=0", viewer)
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["type"] == "status"
+    # The run's last events are committed but their live message never comes (a full
+    # channel dropped it); the status change that follows them does.
+    await sync_to_async(add_events)(run, [1, 2, 3])
+    await sync_to_async(Run.objects.filter(pk=run.pk).update)(status="completed")
+    await live.asend(live.status_message(run.pk, "completed"))
+    assert seqs(await communicator.receive_json_from(WAIT)) == [1, 2, 3]
+    assert (await communicator.receive_json_from(WAIT))["status"] == "completed"
     await communicator.disconnect()
 
 
