@@ -191,7 +191,8 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
         "Peer storage beside ours: MAF none/inmemory/file (MAF's file storage does not fsync, so",
         "  the file-nofsync row repeats MAF file); LG none/memory/sqlite (durability=async).",
         "resume: S and MAF pingpong/fanout = NEW instance restores the last-but-one checkpoint and",
-        "  runs to completion; approval = rehydrate with the response and finish. LG pingpong/",
+        "  runs to completion (S django-sqlite: from and to the Django store, on the loop's",
+        "  thread as a worker does); approval = rehydrate with the response and finish. LG pingpong/",
         "  fanout resume is only a get_state() on a fresh graph (no execution): not comparable.",
         "LG counts 60 supersteps for fanout and 3 for approval (S and MAF: 61 and 4).",
     ]
@@ -212,6 +213,11 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
                          f"{fmt(value(a, 'resume_s'), 1e3, 3)} vs {fmt(value(b, 'resume_s'), 1e3, 3)} ms")
     if fsync:
         out.append("S file fsync=True vs fsync=False: " + "; ".join(fsync) + ".")
+    worker = [f"{row['workload']} {row['worker_resume_s'] * 1e3:.3f} ms" for row in ours
+              if "worker_resume_s" in row]
+    if worker:
+        out.append("S django-sqlite resume through a worker's execution (claim the lease, "
+                   "record events, update the run, publish live): " + "; ".join(worker) + ".")
     growth = growth_rows(ours)
     if growth:
         out.append("S pingpong, Django store on SQLite, as the run grows (bytes stored; restore "

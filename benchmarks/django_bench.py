@@ -43,12 +43,52 @@ def setup_django(data_dir: str) -> None:
     call_command("migrate", database="channels", interactive=False, verbosity=0)
 
 
+def storage_in_thread(run):
+    """The Django store for ``run``, loading and saving on the event loop's own thread, as
+    the worker does (no thread hop per call)."""
+    from django.db import connections
+
+    from workflows_app import store
+
+    connection = connections["default"]  # an event loop's task would otherwise open its own
+
+    class InThread(store.DatabaseCheckpointStorage):
+        async def load(self, checkpoint_id: str):
+            connections["default"] = connection
+            return self._load(checkpoint_id)
+
+        async def save(self, checkpoint) -> str:
+            connections["default"] = connection
+            return self._save(checkpoint)
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"  # the worker's private loop does the same
+    return InThread(run)
+
+
+def engine_resume(workload: str, run, checkpoint_id: str, expected) -> float:
+    """Like the peers' resume: a NEW workflow instance restores ``checkpoint_id`` from the
+    Django store and runs to completion, saving its checkpoints there."""
+    from workflows_app import registry
+
+    workflow = registry.get_definition(workload).build()
+    storage = storage_in_thread(run)
+    started = time.perf_counter()
+    result = asyncio.run(workflow.run(checkpoint_id=str(checkpoint_id),
+                                      checkpoint_storage=storage))
+    elapsed = time.perf_counter() - started
+    assert result.get_outputs() == [expected], result.get_outputs()
+    return elapsed
+
+
 def bench_in_process(workload: str, seed, expected, reps: int) -> dict:
+    """A run through the worker's code path (``RunExecution``), then two resumes from its
+    last-but-one checkpoint: ``resume_s`` as the peers measure it (``engine_resume``) and
+    ``worker_resume_s`` through a worker's execution (lease, events, run row, live updates)."""
     from workflows_app import services
     from workflows_app.execution import RunExecution
     from workflows_app.models import Checkpoint, Run, RunEvent
 
-    totals, steps, sizes, events, resumes = [], [], [], [], []
+    totals, steps, sizes, events, resumes, worker_resumes = [], [], [], [], [], []
     for _ in range(reps + 1):  # the first repetition warms caches and is dropped
         run = services.start_run(workload, seed)
         started = time.perf_counter()
@@ -56,8 +96,9 @@ def bench_in_process(workload: str, seed, expected, reps: int) -> dict:
         elapsed = time.perf_counter() - started
         run = Run.objects.get(pk=run.pk)
         assert run.status == "completed" and run.outputs == [expected], (run.status, run.outputs, run.error)
-        # resume: a new execution restores the last-but-one checkpoint and finishes
         chain = list(Checkpoint.objects.filter(run=run).order_by("created_at"))
+        resumes.append(engine_resume(workload, run, chain[-2].pk, expected))
+        # a worker's resume: a new execution restores the last-but-one checkpoint, finishes
         services.resume_run(run.pk, chain[-2].pk)
         t0 = time.perf_counter()
         RunExecution(run.pk).execute()
@@ -67,13 +108,49 @@ def bench_in_process(workload: str, seed, expected, reps: int) -> dict:
         steps.append(run.current_superstep)
         sizes.append(sum(c.size_bytes for c in chain))
         events.append(RunEvent.objects.filter(run=run).count())
-        resumes.append(resume)
-    totals, resumes = totals[1:], resumes[1:]
+        worker_resumes.append(resume)
+    totals, resumes, worker_resumes = totals[1:], resumes[1:], worker_resumes[1:]
     total = statistics.median(totals)
     return {"workload": workload, "storage": "django-sqlite", "supersteps": steps[-1],
             "total_s": round(total, 6), "per_superstep_us": round(total / steps[-1] * 1e6, 1),
             "checkpoints": len(chain), "checkpoint_bytes_total": sizes[-1],
-            "events_recorded": events[-1], "resume_s": round(statistics.median(resumes), 6)}
+            "events_recorded": events[-1], "resume_s": round(statistics.median(resumes), 6),
+            "worker_resume_s": round(statistics.median(worker_resumes), 6)}
+
+
+def bench_approval(reps: int) -> dict:
+    """approval with the Django store, as the peers run it: the run stops on its request;
+    a NEW instance rehydrates from the paused checkpoint with the answer and finishes
+    (``resume_s``)."""
+    from benchmarks.reference import APPROVAL_INPUT, APPROVAL_OUTPUT
+    from workflows_app import registry, services
+    from workflows_app.models import Run
+
+    definition = registry.get_definition("approval")
+    totals, rehydrates, steps, sizes = [], [], [], []
+    for _ in range(reps + 1):
+        run = services.start_run("approval", APPROVAL_INPUT)
+        Run.objects.filter(pk=run.pk).update(status="cancelled")  # driven here, not by a worker
+        storage = storage_in_thread(run)
+        started = time.perf_counter()
+        first = asyncio.run(definition.build().run(APPROVAL_INPUT, checkpoint_storage=storage))
+        [request] = first.get_request_info_events()
+        paused = Run.objects.get(pk=run.pk).head_checkpoint_id
+        resume_started = time.perf_counter()
+        second = asyncio.run(definition.build().run(
+            checkpoint_id=str(paused), responses={request.request_id: True},
+            checkpoint_storage=storage))
+        finished = time.perf_counter()
+        assert second.get_outputs() == [APPROVAL_OUTPUT], second.get_outputs()
+        totals.append(finished - started)
+        rehydrates.append(finished - resume_started)
+        steps.append(sum(e.type == "superstep_completed" for e in [*first, *second]))
+        sizes.append(sum(run.checkpoints.values_list("size_bytes", flat=True)))
+    total = statistics.median(totals[1:])
+    return {"workload": "approval", "storage": "django-sqlite", "supersteps": steps[-1],
+            "total_s": round(total, 6), "per_superstep_us": round(total / steps[-1] * 1e6, 1),
+            "checkpoint_bytes_total": sizes[-1],
+            "resume_s": round(statistics.median(rehydrates[1:]), 6)}
 
 
 def bench_growth(workload: str, steps: int, reps: int) -> dict:
@@ -180,6 +257,7 @@ def main() -> None:
     setup_django(data_dir)
     print(json.dumps(bench_in_process("pingpong", 0, 199, args.reps)), flush=True)
     print(json.dumps(bench_in_process("fanout", 0, 20, args.reps)), flush=True)
+    print(json.dumps(bench_approval(args.reps)), flush=True)
     for workload, steps in (("pingpong", 200), ("pingpong-2000", 2000)):
         print(json.dumps(bench_growth(workload, steps, args.reps)), flush=True)
     if not args.skip_worker:

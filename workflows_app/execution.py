@@ -116,7 +116,7 @@ class RunExecution:
         self.batch = _Batch()  # checkpoints saved by the engine, not yet committed
         self.stop_reason: str | None = None
         self.engine_task: asyncio.Task | None = None
-        self.publisher = live.Publisher()
+        self.publisher = live.process_publisher()
 
     # -- entry point ------------------------------------------------------------------
     def execute(self) -> str:
@@ -131,15 +131,12 @@ class RunExecution:
             plan = self._plan(run)
         except Exception as error:  # unknown workflow, unreadable checkpoint...
             self.publisher.send(self._finalize("failed", error))
-            self.publisher.close()
             return f"failed: {error}"
         try:
             with _private_event_loop_may_block():
                 return asyncio.run(self._drive(plan, connections[DEFAULT_DB_ALIAS]))
         except LeaseLost:
             return "stopped: lease lost to another worker"
-        finally:
-            self.publisher.close()
 
     def _plan(self, run: Run) -> dict[str, Any]:
         # Building the workflow registers its message types, which decoding needs.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -49,7 +50,8 @@ def send(messages: list[tuple[str, dict[str, Any]]]) -> None:
 
 class Publisher:
     """Sends a worker's messages from a thread of its own, in order, so that a run never
-    waits for the channel layer (its writes and polling live in another database)."""
+    waits for the channel layer (its writes and polling live in another database).
+    Workers share one per process (``process_publisher``)."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue()
@@ -92,6 +94,26 @@ class Publisher:
             loop.close()
             from django.db import connections
             connections.close_all()  # this thread's connections end with it
+
+
+_process_publisher: tuple[int, Publisher] | None = None
+_process_lock = threading.Lock()
+
+
+def process_publisher() -> Publisher:
+    """This process's publisher: one thread, one event loop and one set of channel-layer
+    connections for every task the process runs, instead of a thread started and joined per
+    task (which cost a task about 1.5 ms). Messages stay in order across the tasks of a
+    process. The thread is a daemon: what is still queued when the process exits (within
+    the 20 ms batching window) is not sent, which costs nothing but latency, since every
+    event is committed first and pages fill gaps from the database. A forked child gets a
+    publisher of its own."""
+    global _process_publisher
+    with _process_lock:
+        if _process_publisher is None or _process_publisher[0] != os.getpid():
+            publisher = Publisher()
+            _process_publisher = (os.getpid(), publisher)
+        return _process_publisher[1]
 
 
 def _coalesce(messages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import RestrictedError
 
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
@@ -270,15 +270,17 @@ class DatabaseCheckpointStorage:
         self.writer = CheckpointWriter(run.pk)
 
     def _save(self, checkpoint: WorkflowCheckpoint) -> str:
-        if Checkpoint.objects.filter(pk=checkpoint.checkpoint_id).exists():
-            raise WorkflowCheckpointError(f"checkpoint {checkpoint.checkpoint_id} already exists")
         row = self.writer.row(checkpoint, [])
-        with transaction.atomic():
+        try:
+            with transaction.atomic():  # the row and the run's head, together
+                insert_rows(Checkpoint, [row])
+                update_where(Run, {"id": self.run_id},
+                             {"head_checkpoint": row.pk, "current_superstep": row.superstep})
+        except IntegrityError:
+            self.writer.links = []  # that row is not there to be a base
             if Checkpoint.objects.filter(pk=row.pk).exists():
-                raise WorkflowCheckpointError(f"checkpoint {row.pk} already exists")
-            row.save(force_insert=True)
-            Run.objects.filter(pk=self.run_id).update(
-                head_checkpoint_id=row.pk, current_superstep=row.superstep)
+                raise WorkflowCheckpointError(f"checkpoint {row.pk} already exists") from None
+            raise
         return row.pk
 
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:

@@ -114,3 +114,47 @@ def test_rows_written_before_deltas_are_migrated_to_whole_records(execute):
     migration.wrap_documents_in_records(apps, None)
     assert [store.read_record(r.pk)["outputs"] for r in rows] == [[], [], [], [], [3]]
     assert [store.read_document(r.pk) for r in rows] == documents
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_runs_on_the_database_storage_with_deltas_and_resumes_from_it():
+    import asyncio
+
+    from workflows_app import registry
+    from workflows_app.models import Workflow
+
+    services.sync_workflows()
+    run = Run.objects.create(workflow=Workflow.objects.get(name="long-loop"), input=None,
+                             status=RunStatus.CANCELLED)  # driven here, not by a worker
+    definition = registry.get_definition("long-loop")
+    from workflows_app.examples import LoopInput
+
+    storage = store.DatabaseCheckpointStorage(run)
+    result = asyncio.run(definition.build().run(LoopInput(rounds=4), checkpoint_storage=storage))
+    assert result.get_outputs() == [10]
+    rows = rows_of(run)
+    assert [r.base_id is None for r in rows] == [True] + [False] * (len(rows) - 1)
+    run.refresh_from_db()
+    assert run.head_checkpoint_id == rows[-1].pk
+
+    newest = WorkflowCheckpoint.from_dict(rows[-1].decoded())
+
+    async def engine_calls():
+        fresh = store.DatabaseCheckpointStorage(run)
+        latest = await fresh.get_latest("long-loop")
+        assert latest.checkpoint_id == rows[-1].pk
+        assert await fresh.list_checkpoint_ids("long-loop") == [r.pk for r in rows]
+        # A new instance resumes from the middle and stores its rows as deltas again.
+        resumed = await definition.build().run(checkpoint_id=rows[3].pk,
+                                               checkpoint_storage=fresh)
+        assert resumed.get_outputs() == [10]
+        with pytest.raises(WorkflowCheckpointError, match="already exists"):
+            await fresh.save(newest)
+        with pytest.raises(WorkflowCheckpointError, match="stored as deltas against it"):
+            await fresh.delete(rows[0].pk)
+        assert await fresh.delete(rows[-1].pk) is True
+        assert await fresh.delete(rows[-1].pk) is False
+
+    asyncio.run(engine_calls())
+    newer = [r for r in rows_of(run) if r.pk not in {x.pk for x in rows}]
+    assert newer and all(r.base_id is not None for r in newer)
