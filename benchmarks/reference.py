@@ -56,7 +56,6 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -310,9 +309,8 @@ class Store:
         return chain
 
     def size_of(self, checkpoint: Any) -> int:
-        if self.folder is not None:
-            return os.path.getsize(os.path.join(self.folder, f"{checkpoint.checkpoint_id}.json"))
-        return len(json.dumps(checkpoint.to_dict(), separators=(",", ":")).encode())
+        """Bytes the storage holds for ``checkpoint`` (whole, or as a delta)."""
+        return self.storage.stored_size(checkpoint.checkpoint_id)
 
 
 def supersteps_of(result: Any) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,50 +28,32 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import RestrictedError
 
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
-from .engine.deltas import diff, patch, skip_base
+from .engine.deltas import ChainLink, SkipDeltaWriter, restore
 from .models import Checkpoint, Run
 
 
-@dataclass
-class ChainLink:
-    """A row a writer may store later rows against: its position in the writer's chain,
-    its id and the record it holds (JSON natives, never modified)."""
-
-    position: int
-    checkpoint_id: str
-    record: dict[str, Any]
-
-
 class CheckpointWriter:
-    """Rows for one run's successive checkpoints: the first whole, then deltas.
-
-    The writer keeps the records of the rows on the skip path of its newest row: exactly the
-    bases later rows need (at most ``log2(n) + 1`` records). ``continue_from`` picks up the
-    chain a restore read, so a run resumed by a new task goes on storing deltas.
-    """
+    """Rows for one run's successive checkpoints: the first whole, then skip-deltas
+    (``engine.deltas.SkipDeltaWriter`` keeps the records later rows are stored against).
+    ``continue_from`` picks up the chain a restore read, so a run resumed by a new task goes
+    on storing deltas."""
 
     def __init__(self, run_id: Any) -> None:
         self.run_id = run_id
-        self.links: list[ChainLink] = []  # the skip path of the newest row, oldest first
+        self.deltas = SkipDeltaWriter()
 
     def continue_from(self, run_id: Any, links: list[ChainLink]) -> None:
         """Store the next rows against ``links`` (from ``read_chain``) if they are this run's
         own; another run's rows are never a base, so each run can be pruned on its own."""
-        self.links = list(links) if run_id == Run._meta.pk.to_python(self.run_id) else []
+        if run_id == Run._meta.pk.to_python(self.run_id):
+            self.deltas.remember(links)
 
     def row(self, checkpoint: WorkflowCheckpoint, outputs: list[Any]) -> Checkpoint:
         """The (unsaved) row for ``checkpoint``, the run's encoded ``outputs`` so far with it.
         Encoding happens here: an unencodable value raises before anything is stored."""
         record = {"checkpoint": checkpoint.to_dict(), "outputs": list(outputs)}
-        if self.links:
-            position = self.links[-1].position + 1
-            base_position = skip_base(position)
-            kept = [link for link in self.links if link.position <= base_position]
-            base = kept[-1]
-            stored = diff(base.record, record)
-        else:
-            position, kept, base, stored = 0, [], None, record
-        self.links = [*kept, ChainLink(position, checkpoint.checkpoint_id, record)]
+        base, position, stored = self.deltas.store(
+            checkpoint.checkpoint_id, checkpoint.previous_checkpoint_id, record)
         return _row(checkpoint, self.run_id, stored, base, position)
 
 
@@ -89,7 +70,7 @@ def _row(checkpoint: WorkflowCheckpoint, run_id: Any, stored: Any, base: ChainLi
         kind=checkpoint.metadata.get("kind", "superstep"),
         previous_id=checkpoint.previous_checkpoint_id,
         graph_signature_hash=checkpoint.graph_signature_hash,
-        base_id=base.checkpoint_id if base else None,
+        base_id=base.key if base else None,
         chain_position=position,
         document=data,
         size_bytes=len(data),
@@ -133,15 +114,10 @@ def read_chain(checkpoint_id: str) -> tuple[Any, list[ChainLink]]:
             raise WorkflowCheckpointError(
                 f"checkpoint {checkpoint_id} is corrupt: its base {current[1]} is missing")
         current = rows[current[1]]
-    links, record = [], None
-    for row_id, base_id, _run, position, data, content_hash in reversed(path):
-        stored = _decode_stored(row_id, data, content_hash, checkpoint_id)
-        try:
-            record = stored if base_id is None else patch(record, stored)
-        except WorkflowCheckpointError as error:
-            raise WorkflowCheckpointError(
-                f"checkpoint {checkpoint_id} is corrupt: {error}") from None
-        links.append(ChainLink(position, row_id, record))
+    links = restore([(row_id, position, base_id is None,
+                      _decode_stored(row_id, data, content_hash, checkpoint_id))
+                     for row_id, base_id, _run, position, data, content_hash in reversed(path)])
+    record = links[-1].record
     if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), dict):
         raise WorkflowCheckpointError(f"checkpoint {checkpoint_id} is corrupt: no checkpoint "
                                       f"document in its record")
@@ -277,7 +253,7 @@ class DatabaseCheckpointStorage:
                 update_where(Run, {"id": self.run_id},
                              {"head_checkpoint": row.pk, "current_superstep": row.superstep})
         except IntegrityError:
-            self.writer.links = []  # that row is not there to be a base
+            self.writer.deltas.forget(row.pk)  # that row is not there to be a base
             if Checkpoint.objects.filter(pk=row.pk).exists():
                 raise WorkflowCheckpointError(f"checkpoint {row.pk} already exists") from None
             raise

@@ -595,7 +595,8 @@ async def test_a_tampered_checkpoint_fails_to_load_and_executes_nothing(tmp_path
     target = (await saved(storage, "pingpong"))[2]
     path = tmp_path / f"{target.checkpoint_id}.json"
     sentinel = tmp_path / "sentinel"
-    document = json.loads(path.read_text())
+    assert "delta_of" in json.loads(path.read_text())  # stored as a delta: write it whole
+    document = target.to_dict()
     assert document["messages"][0]["data"]["__type__"] == "dataclass"
     document["messages"][0]["data"] = {
         "__type__": "dataclass", "class": "subprocess.Popen",
@@ -644,9 +645,9 @@ async def test_a_checkpoint_of_the_wrong_shape_fails_to_load_and_runs_nothing(
     await build_pingpong(storage).run(0)
     target = (await saved(storage, "pingpong"))[2]
     path = tmp_path / f"{target.checkpoint_id}.json"
-    document = json.loads(path.read_text())
+    document = target.to_dict()
     document[field] = value
-    path.write_text(json.dumps(document))  # edited on disk
+    path.write_text(json.dumps(document))  # edited on disk, stored whole
     with pytest.raises(WorkflowCheckpointError, match=pattern):
         await storage.load(target.checkpoint_id)
     fresh = build_pingpong(storage)

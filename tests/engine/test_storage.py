@@ -237,3 +237,65 @@ async def test_get_latest_after_deleting_the_latest_falls_back_to_the_newest_lef
     await storage.save(second)
     await storage.delete(second.checkpoint_id)
     assert (await storage.get_latest("a")).checkpoint_id == first.checkpoint_id
+
+
+# --------------------------------------------------------------------------- deltas
+def growing_lineage(length: int) -> list[WorkflowCheckpoint]:
+    """Checkpoints of one lineage whose executor state grows by one item each time."""
+    lineage, previous = [], None
+    for step in range(length):
+        checkpoint = make_checkpoint(
+            superstep=step, previous_checkpoint_id=previous,
+            executor_states={"a": {"log": [f"{i:04d}:" + "x" * 100 for i in range(step)]}})
+        lineage.append(checkpoint)
+        previous = checkpoint.checkpoint_id
+    return lineage
+
+
+async def test_a_lineage_is_stored_as_skip_deltas_and_loads_back_exactly(storage):
+    lineage = growing_lineage(40)
+    for checkpoint in lineage:
+        await storage.save(checkpoint)
+    for checkpoint in lineage:
+        assert (await storage.load(checkpoint.checkpoint_id)).to_dict() == checkpoint.to_dict()
+    sizes = [storage.stored_size(c.checkpoint_id) for c in lineage]
+    whole = len(json.dumps(lineage[-1].to_dict(), separators=(",", ":")))
+    assert sizes[-1] < whole / 5  # the newest holds what changed, not the whole log
+    assert sum(sizes) < sum(len(json.dumps(c.to_dict())) for c in lineage) / 3
+    assert [c.checkpoint_id for c in await storage.list_checkpoints("wf")] == [
+        c.checkpoint_id for c in lineage]
+
+
+async def test_deleting_or_saving_again_a_base_keeps_the_others_loadable(storage):
+    lineage = growing_lineage(9)
+    for checkpoint in lineage:
+        await storage.save(checkpoint)
+    assert await storage.delete(lineage[0].checkpoint_id)  # the base of every even one
+    await storage.save(lineage[4])  # saved again: its dependents must not change
+    for checkpoint in lineage[1:]:
+        assert (await storage.load(checkpoint.checkpoint_id)).to_dict() == checkpoint.to_dict()
+    assert await storage.delete(lineage[0].checkpoint_id) is False
+
+
+async def test_a_lineage_continued_after_a_load_goes_on_with_deltas(storage):
+    lineage = growing_lineage(12)
+    for checkpoint in lineage[:6]:
+        await storage.save(checkpoint)
+    fresh = type(storage)(storage.path) if isinstance(storage, FileCheckpointStorage) else storage
+    await fresh.load(lineage[5].checkpoint_id)  # as a resume does
+    for checkpoint in lineage[6:]:
+        await fresh.save(checkpoint)
+    assert fresh.stored_size(lineage[-1].checkpoint_id) < fresh.stored_size(
+        lineage[0].checkpoint_id) * 3
+    assert (await fresh.load(lineage[-1].checkpoint_id)).to_dict() == lineage[-1].to_dict()
+
+
+async def test_a_corrupt_base_file_is_named_when_a_delta_on_it_is_loaded(tmp_path):
+    storage = FileCheckpointStorage(tmp_path)
+    lineage = growing_lineage(3)
+    for checkpoint in lineage:
+        await storage.save(checkpoint)
+    base = json.loads((tmp_path / f"{lineage[2].checkpoint_id}.json").read_text())["delta_of"]
+    (tmp_path / f"{base}.json").write_text('{"truncat')
+    with pytest.raises(WorkflowCheckpointError, match=f"{base}.json is corrupt"):
+        await storage.load(lineage[2].checkpoint_id)

@@ -25,7 +25,7 @@ def test_pruning_keeps_the_newest_and_what_they_are_stored_against(execute):
     assert set(before[-5:]) <= set(after)
     needed = set()
     for checkpoint_id in before[-5:]:  # each kept row's bases, down to the whole one
-        needed |= {link.checkpoint_id for link in store.read_chain(checkpoint_id)[1]}
+        needed |= {link.key for link in store.read_chain(checkpoint_id)[1]}
     assert set(after) == needed
     assert report.runs == 1 and report.checkpoints == len(before) - len(after) > 20
     assert report.bytes > 0

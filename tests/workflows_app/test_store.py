@@ -39,7 +39,7 @@ def test_a_run_stores_its_first_checkpoint_whole_and_the_rest_as_skip_deltas(exe
     # Every row reads back as a checkpoint, with the run's outputs as they were then.
     for row in rows:
         run_id, links = store.read_chain(row.pk)
-        assert run_id == run.pk and links[-1].checkpoint_id == row.pk
+        assert run_id == run.pk and links[-1].key == row.pk
         checkpoint = WorkflowCheckpoint.from_dict(links[-1].record["checkpoint"])
         assert (checkpoint.checkpoint_id, checkpoint.superstep) == (row.pk, row.superstep)
     assert store.read_record(rows[-1].pk)["outputs"] == [210]

@@ -24,6 +24,8 @@ imports anything named by the data. Deltas are JSON natives too:
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import WorkflowCheckpointError
@@ -32,9 +34,16 @@ from .errors import WorkflowCheckpointError
 def diff(old: Any, new: Any) -> list:
     """The delta that turns ``old`` into ``new`` (both JSON natives; they may be equal)."""
     if type(old) is dict and type(new) is dict:
-        changed = {key: diff(old[key], value) if key in old else ["r", value]
-                   for key, value in new.items()
-                   if key not in old or not _same(old[key], value)}
+        missing = _MISSING
+        changed = {}
+        for key, value in new.items():
+            before = old.get(key, missing)
+            if before is missing:
+                changed[key] = ["r", value]
+            elif not (before == value and _same_types(before, value)):
+                # Containers may change in part; anything else is replaced.
+                changed[key] = (diff(before, value) if type(value) in _CONTAINER_TYPES
+                                else ["r", value])
         return ["o", changed, [key for key in old if key not in new]]
     if (type(old) is list and type(new) is list and len(new) >= len(old)
             and new[:len(old)] == old and _same_types(old, new)):
@@ -67,27 +76,107 @@ def skip_path(n: int) -> list[int]:
     return path
 
 
+@dataclass
+class ChainLink:
+    """A stored document later ones may be stored against: its chain position, its key (a
+    checkpoint id) and the whole document (JSON natives, never modified)."""
+
+    position: int
+    key: str
+    record: Any
+
+
+class SkipDeltaWriter:
+    """Decides how each new document of a lineage is stored: whole, or as a delta against
+    an earlier document of the same lineage chosen by the skip-delta schedule.
+
+    A lineage is followed by its tip: a document whose parent is the tip of a known chain
+    continues that chain; any other starts a new one (stored whole). For each tip the writer
+    keeps the documents on the tip's skip path, exactly the bases later documents need (at
+    most ``log2(n) + 1``), for the ``max_tips`` most recent tips.
+    """
+
+    def __init__(self, max_tips: int = 64) -> None:
+        self.max_tips = max_tips
+        self._tips: OrderedDict[str, list[ChainLink]] = OrderedDict()
+
+    def store(self, key: str, parent: str | None, record: Any) -> tuple[ChainLink | None, int, Any]:
+        """(base link or None, chain position, what to store: ``record`` itself when the base
+        is None, else the delta from the base's record)."""
+        links = self._tips.pop(parent, None) if parent is not None else None
+        if links:
+            position = links[-1].position + 1
+            kept = [link for link in links if link.position <= skip_base(position)]
+            base, stored = kept[-1], diff(kept[-1].record, record)
+        else:
+            position, kept, base, stored = 0, [], None, record
+        self.remember([*kept, ChainLink(position, key, record)])
+        return base, position, stored
+
+    def remember(self, links: list[ChainLink]) -> None:
+        """Make ``links`` (a skip path, oldest first, e.g. as a load read it) a tip that the
+        next document of that lineage continues."""
+        if not links:
+            return
+        self._tips.pop(links[-1].key, None)
+        self._tips[links[-1].key] = list(links)
+        while len(self._tips) > self.max_tips:
+            self._tips.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """Stop storing anything against ``key`` (it is being deleted or replaced)."""
+        for tip in [tip for tip, links in self._tips.items()
+                    if any(link.key == key for link in links)]:
+            del self._tips[tip]
+
+
+def restore(chain: list[tuple[str, int, bool, Any]]) -> list[ChainLink]:
+    """The documents along a stored chain, given as ``(key, position, whole, stored)`` from
+    the one stored whole to the one wanted (a skip path, as ``SkipDeltaWriter`` wrote it).
+    Raises ``WorkflowCheckpointError`` naming the key whose delta does not fit."""
+    links: list[ChainLink] = []
+    record = None
+    for key, position, whole, stored in chain:
+        if whole:
+            record = stored
+        else:
+            try:
+                record = patch(record, stored)
+            except WorkflowCheckpointError as error:
+                raise WorkflowCheckpointError(f"checkpoint {key} is corrupt: {error}") from None
+        links.append(ChainLink(position, key, record))
+    return links
+
+
 # --------------------------------------------------------------------------- internals
-def _same(a: Any, b: Any) -> bool:
-    # JSON equality: 1 == 1.0 == True in Python, and must not hide a change of type.
-    return a == b and _same_types(a, b)
+_MISSING = object()
 
 
 def _same_types(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
+    """Whether ``a`` and ``b``, known to be ==, have the same JSON types throughout. Only
+    numbers can hide a change (1, 1.0, True) behind ==; the checks run at C speed where a
+    container holds no containers (a list of strings, the common growing state)."""
+    kind = type(a)
+    if kind is not type(b):
         return False
-    if type(a) is list:
-        # Only numbers (and containers of them) can hide an int/float/bool change behind
-        # ==; a list of strings, the common growing state, needs no walk (set(map) is C).
-        if set(map(type, a)) <= _PLAIN:
+    if kind is list:
+        kinds = set(map(type, a))
+        if kinds <= _PLAIN:
             return True
-        return all(_same_types(x, y) for x, y in zip(a, b))
-    if type(a) is dict:
-        return all(_same_types(value, b[key]) for key, value in a.items() if key in b)
+        if not kinds & _CONTAINERS:
+            return list(map(type, a)) == list(map(type, b))
+        return all(map(_same_types, a, b))
+    if kind is dict:
+        kinds = set(map(type, a.values()))
+        if kinds <= _PLAIN:
+            return True
+        return all(map(_same_types, a.values(), map(b.__getitem__, a)))
     return True
 
 
 _PLAIN = {str, type(None)}
+_CONTAINERS = {list, dict}
+_CONTAINER_TYPES = (list, dict)
 
 
 def _patch_replace(old: Any, delta: list) -> Any:

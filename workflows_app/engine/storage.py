@@ -13,10 +13,12 @@ import logging
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .checkpoints import WorkflowCheckpoint
+from .deltas import ChainLink, SkipDeltaWriter, restore
 from .errors import WorkflowCheckpointError
 
 logger = logging.getLogger(__name__)
@@ -43,55 +45,106 @@ class CheckpointStorage(Protocol):
     async def delete(self, checkpoint_id: str) -> bool: ...
 
 
+@dataclass
+class _Stored:
+    """A checkpoint as the in-memory storage holds it: whole (``base`` None) or as a delta
+    against the checkpoint ``base`` of the same lineage."""
+
+    workflow_name: str
+    base: str | None
+    position: int
+    data: Any
+
+
 class InMemoryCheckpointStorage:
-    """Keeps encoded checkpoints in a dict, in save order. For tests and short-lived runs."""
+    """Keeps encoded checkpoints in a dict, in save order. For tests and short-lived runs.
+
+    Like the other storages, each checkpoint after the first of its lineage is kept as a
+    skip-delta against an earlier one (``deltas.py``): memory grows with what changed, and a
+    load applies at most ``log2(n) + 1`` deltas. Deleting or saving again a checkpoint that
+    others are stored against first stores those others whole.
+    """
 
     def __init__(self) -> None:
-        self._documents: dict[str, dict] = {}
-        self._workflow_of: dict[str, str] = {}
+        self._stored: dict[str, _Stored] = {}
         self._latest: dict[str, str] = {}
+        self._dependents: dict[str, set[str]] = {}  # id -> ids stored against it
+        self._writer = SkipDeltaWriter()
 
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         document = checkpoint.to_dict()  # encode first: a failed encode stores nothing
         cid = checkpoint.checkpoint_id
-        self._documents.pop(cid, None)  # re-saving moves it to the end of save order
-        self._documents[cid] = document
-        self._workflow_of[cid] = checkpoint.workflow_name
+        if cid in self._stored:
+            self._remove(cid)  # re-saving moves it to the end of save order
+        base, position, data = self._writer.store(cid, checkpoint.previous_checkpoint_id,
+                                                  document)
+        if base is not None and base.key not in self._stored:  # deleted meanwhile
+            base, position, data = None, 0, document
+            self._writer.remember([ChainLink(0, cid, document)])
+        self._stored[cid] = _Stored(checkpoint.workflow_name, base and base.key, position, data)
+        if base is not None:
+            self._dependents.setdefault(base.key, set()).add(cid)
         self._latest[checkpoint.workflow_name] = cid
         return cid
 
+    def _links(self, checkpoint_id: str) -> list[ChainLink]:
+        chain, cid = [], checkpoint_id
+        while cid is not None:
+            stored = self._stored[cid]
+            chain.append((cid, stored.position, stored.base is None, stored.data))
+            cid = stored.base
+        return restore(chain[::-1])
+
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
-        document = self._documents.get(checkpoint_id)
-        if document is None:
+        if checkpoint_id not in self._stored:
             raise WorkflowCheckpointError(f"checkpoint {checkpoint_id!r} not found")
-        return WorkflowCheckpoint.from_dict(document)
+        links = self._links(checkpoint_id)
+        self._writer.remember(links)  # a run resumed from here goes on with deltas
+        return WorkflowCheckpoint.from_dict(links[-1].record)
+
+    def stored_size(self, checkpoint_id: str) -> int:
+        """Bytes of JSON this storage keeps for the checkpoint (whole, or its delta)."""
+        return len(json.dumps(self._stored[checkpoint_id].data, separators=(",", ":")))
 
     async def list_checkpoint_ids(self, workflow_name: str | None = None) -> list[str]:
-        return [cid for cid in self._documents
-                if workflow_name is None or self._workflow_of[cid] == workflow_name]
+        return [cid for cid, stored in self._stored.items()
+                if workflow_name is None or stored.workflow_name == workflow_name]
 
     async def list_checkpoints(self, workflow_name: str | None = None) -> list[WorkflowCheckpoint]:
-        return [WorkflowCheckpoint.from_dict(self._documents[cid])
+        return [WorkflowCheckpoint.from_dict(self._links(cid)[-1].record)
                 for cid in await self.list_checkpoint_ids(workflow_name)]
 
     async def get_latest(self, workflow_name: str | None = None) -> WorkflowCheckpoint | None:
         if workflow_name is None:
-            cid = next(reversed(self._documents), None)
+            cid = next(reversed(self._stored), None)
         else:
             cid = self._latest.get(workflow_name)
         return None if cid is None else await self.load(cid)
 
     async def delete(self, checkpoint_id: str) -> bool:
-        if self._documents.pop(checkpoint_id, None) is None:
+        if checkpoint_id not in self._stored:
             return False
-        name = self._workflow_of.pop(checkpoint_id)
+        name = self._stored[checkpoint_id].workflow_name
+        self._remove(checkpoint_id)
         if self._latest.get(name) == checkpoint_id:
-            remaining = [cid for cid, wf in self._workflow_of.items() if wf == name]
+            remaining = [cid for cid, s in self._stored.items() if s.workflow_name == name]
             if remaining:
                 self._latest[name] = remaining[-1]
             else:
                 del self._latest[name]
         return True
+
+    def _remove(self, checkpoint_id: str) -> None:
+        """Drop a checkpoint, first storing whole the ones stored against it."""
+        for dependent in self._dependents.pop(checkpoint_id, set()):
+            stored = self._stored[dependent]
+            self._stored[dependent] = _Stored(stored.workflow_name, None, 0,
+                                              self._links(dependent)[-1].record)
+        # the dependents' records are needed above, so only now
+        removed = self._stored.pop(checkpoint_id)
+        if removed.base is not None:
+            self._dependents.get(removed.base, set()).discard(checkpoint_id)
+        self._writer.forget(checkpoint_id)
 
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
@@ -100,6 +153,12 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 class FileCheckpointStorage:
     """One JSON file per checkpoint in ``path``, written atomically (temp file, fsync,
     rename), so a crash leaves either the old state or the whole new checkpoint.
+
+    The first checkpoint of a lineage saved here is a file holding the checkpoint document;
+    later ones hold a skip-delta against an earlier file of the lineage (``{"delta_of": id,
+    "position": n, "checkpoint_id": ..., "delta": ...}``, see ``deltas.py``), so the folder
+    grows with what changed and a load reads at most ``log2(n) + 1`` files. Deleting (or
+    saving again) a checkpoint others are stored against first rewrites those others whole.
 
     ``get_latest`` reads the tail of a small per-workflow log of saved ids (one line appended
     per save: no temp file and no rename, far cheaper than rewriting a pointer file) instead
@@ -116,6 +175,7 @@ class FileCheckpointStorage:
         self.path.mkdir(parents=True, exist_ok=True)
         self._pointers = self.path / ".latest"
         self._pointers.mkdir(exist_ok=True)
+        self._writer = SkipDeltaWriter()
 
     # -- paths ------------------------------------------------------------------------
     def _file(self, checkpoint_id: str) -> Path:
@@ -146,14 +206,29 @@ class FileCheckpointStorage:
 
     # -- protocol -----------------------------------------------------------------------
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
-        target = self._file(checkpoint.checkpoint_id)
+        cid = checkpoint.checkpoint_id
+        target = self._file(cid)
+        document = checkpoint.to_dict()  # encode first: a failed encode stores nothing
+        if target.exists():  # saved again: whatever is stored against it must not change
+            self._write_dependents_whole(cid)
+            self._writer.forget(cid)
+        base, position, data = self._writer.store(cid, checkpoint.previous_checkpoint_id,
+                                                  document)
+        if base is not None and self._file(base.key).exists():
+            data = {"delta_of": base.key, "position": position, "checkpoint_id": cid,
+                    "delta": data}
+        elif base is not None:  # the base was deleted behind our back: start again
+            data = document
+            self._writer.remember([ChainLink(0, cid, document)])
+        self._write_json(target, data)
+        # Logged after the checkpoint is in place: the log's last id is the newest completed save.
+        self._log_saved(checkpoint.workflow_name, cid)
+        return cid
+
+    def _write_json(self, target: Path, data: Any) -> None:
         # ASCII escapes keep every str storable, lone surrogates included (UTF-8 has no
         # bytes for those), so a checkpoint that saves in memory saves on disk too.
-        data = json.dumps(checkpoint.to_dict(), separators=(",", ":")).encode("ascii")
-        self._write_atomically(target, data)
-        # Logged after the checkpoint is in place: the log's last id is the newest completed save.
-        self._log_saved(checkpoint.workflow_name, checkpoint.checkpoint_id)
-        return checkpoint.checkpoint_id
+        self._write_atomically(target, json.dumps(data, separators=(",", ":")).encode("ascii"))
 
     def _log_saved(self, workflow_name: str, checkpoint_id: str) -> None:
         # One short O_APPEND write is atomic, so concurrent savers never interleave.
@@ -176,22 +251,85 @@ class FileCheckpointStorage:
             lines = lines[1:]  # the first line read may be cut
         return [line.decode("utf-8", "replace").strip() for line in reversed(lines) if line.strip()]
 
-    def _read(self, path: Path) -> WorkflowCheckpoint:
+    def _parse(self, path: Path) -> Any:
         try:
-            document = json.loads(path.read_bytes())
+            return json.loads(path.read_bytes())
         except FileNotFoundError:
             raise WorkflowCheckpointError(f"checkpoint {path.stem!r} not found") from None
         except (ValueError, OSError) as error:
             raise WorkflowCheckpointError(
                 f"checkpoint file {path.name} is corrupt: {error}") from None
-        checkpoint = WorkflowCheckpoint.from_dict(document)
+
+    def _links(self, path: Path, memo: dict[str, ChainLink] | None = None) -> list[ChainLink]:
+        """The records along the skip path of the checkpoint in ``path``, oldest first.
+        ``memo`` (id -> link) spares files already read by an earlier call."""
+        chain: list[tuple[str, int, bool, Any]] = []
+        known: list[ChainLink] = []
+        current: Path | None = path
+        while current is not None:
+            if memo is not None and current.stem in memo:
+                known = [memo[current.stem]]
+                break
+            data = self._parse(current)
+            if isinstance(data, dict) and "delta_of" in data:
+                base = data.get("delta_of")
+                if not isinstance(base, str) or not isinstance(data.get("position"), int):
+                    raise WorkflowCheckpointError(f"checkpoint file {current.name} is corrupt: "
+                                                  f"malformed delta header")
+                chain.append((current.stem, data["position"], False, data.get("delta")))
+                try:
+                    current = self._file(base)
+                except WorkflowCheckpointError:
+                    raise WorkflowCheckpointError(f"checkpoint file {current.name} is corrupt: "
+                                                  f"its base {base!r} is not an id") from None
+            else:
+                chain.append((current.stem, 0, True, data))
+                current = None
+        if known:  # continue from a record read before: its delta applies on top of it
+            chain.append((known[0].key, known[0].position, True, known[0].record))
+        try:
+            links = restore(chain[::-1])
+        except WorkflowCheckpointError as error:
+            raise WorkflowCheckpointError(f"checkpoint file {path.name}: {error}") from None
+        if memo is not None:
+            memo.update((link.key, link) for link in links)
+        return links
+
+    def _read(self, path: Path, memo: dict[str, ChainLink] | None = None) -> WorkflowCheckpoint:
+        try:
+            links = self._links(path, memo)
+        except WorkflowCheckpointError as error:
+            if path.exists() or "not found" not in str(error):
+                raise WorkflowCheckpointError(
+                    f"{error}" if path.name in str(error)
+                    else f"checkpoint file {path.name} cannot be read: {error}") from None
+            raise
+        checkpoint = WorkflowCheckpoint.from_dict(links[-1].record)
         if checkpoint.checkpoint_id != path.stem:
             raise WorkflowCheckpointError(
                 f"checkpoint file {path.name} holds checkpoint {checkpoint.checkpoint_id!r}")
+        self._writer.remember(links)  # a run resumed from here goes on with deltas
         return checkpoint
 
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
         return self._read(self._file(checkpoint_id))
+
+    def stored_size(self, checkpoint_id: str) -> int:
+        """Bytes of the checkpoint's file (its document, or its delta)."""
+        return self._file(checkpoint_id).stat().st_size
+
+    def _write_dependents_whole(self, checkpoint_id: str) -> None:
+        """Rewrite whole every file stored as a delta against ``checkpoint_id``."""
+        marker = f'"delta_of":{json.dumps(checkpoint_id)}'.encode("ascii")
+        for path in self._files():
+            try:
+                if marker not in path.read_bytes():
+                    continue
+                document = self._links(path)[-1].record
+            except (OSError, WorkflowCheckpointError):
+                continue  # unreadable already; nothing to keep
+            self._write_json(path, document)
+            self._writer.forget(path.stem)
 
     def _files(self) -> list[Path]:
         return [Path(entry.path) for entry in os.scandir(self.path)
@@ -199,10 +337,10 @@ class FileCheckpointStorage:
                 and not entry.name.startswith(".")]
 
     def _readable(self) -> list[WorkflowCheckpoint]:
-        checkpoints = []
+        checkpoints, memo = [], {}
         for path in self._files():
             try:
-                checkpoints.append(self._read(path))
+                checkpoints.append(self._read(path, memo))
             except WorkflowCheckpointError as error:
                 logger.warning("skipping unreadable checkpoint file %s: %s", path, error)
         checkpoints.sort(key=lambda c: (c.timestamp, c.superstep))
@@ -237,8 +375,13 @@ class FileCheckpointStorage:
         return candidates[-1] if candidates else None
 
     async def delete(self, checkpoint_id: str) -> bool:
+        target = self._file(checkpoint_id)
+        if not target.exists():
+            return False
+        self._write_dependents_whole(checkpoint_id)
+        self._writer.forget(checkpoint_id)
         try:
-            self._file(checkpoint_id).unlink()
+            target.unlink()
         except FileNotFoundError:
             return False
         return True
