@@ -271,7 +271,7 @@ class DatabaseCheckpointStorage:
         return await sync_to_async(self._load)(checkpoint_id)
 
     def _rows(self, workflow_name: str | None):
-        rows = Checkpoint.objects.all()
+        rows = Checkpoint.objects.filter(run_id=self.run_id)
         if workflow_name is not None:
             rows = rows.filter(workflow_name=workflow_name)
         return rows.order_by("created_at")

@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django_q.models import Schedule
 
 from workflows_app import services, store
-from workflows_app.models import Checkpoint
+from workflows_app.models import Checkpoint, Run
 from workflows_app.states import RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +75,22 @@ def test_the_command_and_the_schedule_run_the_sweep(execute, capsys):
     schedule = Schedule.objects.get(name="stepstone-prune-checkpoints")
     assert (schedule.func, schedule.schedule_type) == (
         "workflows_app.tasks.prune_checkpoints", Schedule.HOURLY)
+
+
+def test_checkpoints_holding_a_request_still_open_are_kept(execute):
+    run = execute(services.start_run("document-review", {"title": "Draft"}))
+    services.respond(run.requests.get().pk, {"approved": False})  # revise: a second request
+    run = execute(run)
+    assert run.status == RunStatus.WAITING and run.requests.filter(status="open").count() == 1
+    # Finished while its request is open (e.g. failed by hand in the database): the sweep
+    # may prune the run but not the checkpoints that hold a request.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+    holding = set(Checkpoint.objects.filter(run=run, pending_request_count__gt=0)
+                  .values_list("checkpoint_id", flat=True))
+    assert len(holding) >= 2  # around the first request and around the second
+    assert services.prune_checkpoints(keep=1).checkpoints > 0
+    assert holding <= set(ids_of(run))
+    # Once no request is open, they are ordinary old checkpoints.
+    run.requests.update(status="cancelled")
+    services.prune_checkpoints(keep=1)
+    assert not holding <= set(ids_of(run))
