@@ -299,3 +299,44 @@ async def test_a_corrupt_base_file_is_named_when_a_delta_on_it_is_loaded(tmp_pat
     (tmp_path / f"{base}.json").write_text('{"truncat')
     with pytest.raises(WorkflowCheckpointError, match=f"{base}.json is corrupt"):
         await storage.load(lineage[2].checkpoint_id)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_any_mix_of_saves_branches_and_deletes_loads_back_what_was_saved(tmp_path, seed):
+    """Lineages that branch (a resume from an older checkpoint), with deletes and re-saves in
+    between: every checkpoint still stored loads back exactly as it was saved."""
+    import random
+
+    rng = random.Random(seed)
+    for storage in (InMemoryCheckpointStorage(), FileCheckpointStorage(tmp_path / str(seed))):
+        saved: dict[str, WorkflowCheckpoint] = {}
+        tip: WorkflowCheckpoint | None = None
+        for step in range(60):
+            action = rng.random()
+            if action < 0.12 and saved:  # resume from an older checkpoint: a new branch
+                tip = await storage.load(rng.choice(list(saved)))
+            elif action < 0.2 and len(saved) > 1:
+                victim = rng.choice(list(saved))
+                assert await storage.delete(victim)
+                del saved[victim]
+                tip = None if tip is not None and tip.checkpoint_id == victim else tip
+            elif action < 0.25 and saved:  # the same id saved again, with other content
+                again = saved[rng.choice(list(saved))]
+                again = make_checkpoint(checkpoint_id=again.checkpoint_id,
+                                        previous_checkpoint_id=again.previous_checkpoint_id,
+                                        shared_state={"again": step})
+                await storage.save(again)
+                saved[again.checkpoint_id] = again
+            else:
+                log = list(tip.executor_states.get("a", {}).get("log", [])) if tip else []
+                log.append(f"{step}:" + "x" * rng.randint(0, 50))
+                if rng.random() < 0.1:
+                    log = log[1:]  # not an append: a whole replacement
+                tip = make_checkpoint(previous_checkpoint_id=tip and tip.checkpoint_id,
+                                      executor_states={"a": {"log": log, "n": step}},
+                                      shared_state={"last": step, "flag": step % 2 == 0})
+                await storage.save(tip)
+                saved[tip.checkpoint_id] = tip
+            for checkpoint_id, checkpoint in saved.items():
+                loaded = await storage.load(checkpoint_id)
+                assert loaded.to_dict() == checkpoint.to_dict(), (seed, step, checkpoint_id)
