@@ -12,7 +12,11 @@ functions below instead:
 - Skip-deltas (as in Subversion's FSFS): the ``n``-th document of a chain (0 is stored whole)
   is stored as a delta against document ``skip_base(n)``, which is ``n`` with its lowest set
   bit cleared. Restoring document ``n`` applies at most ``log2(n) + 1`` deltas, however long
-  the history; the bytes stored grow as ``n log n`` of what changed.
+  the history; the bytes stored grow as ``n log n`` of what changed. Documents 1, 2, 4, 8...
+  are stored against document 0, so they hold nearly the whole state: full snapshots at
+  doubling intervals, paid for by the deltas between them being short.
+- ``SkipDeltaWriter`` applies the schedule to the documents a storage saves, following each
+  lineage by its tip; ``restore`` rebuilds the documents along a stored chain.
 
 Values are JSON natives (what ``encoding.encode_value`` produces); nothing here executes or
 imports anything named by the data. Deltas are JSON natives too:
