@@ -38,16 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.browser import CHROMIUM, launch_chromium, open_site  # noqa: E402
+from tests.installation import PRODUCTION_TIMINGS as TIMINGS  # noqa: E402
 
-# Production-like timings (the test harness shortens them to provoke redelivery).
-TIMINGS = {
-    "STEPSTONE_LEASE_SECONDS": "30",
-    "STEPSTONE_HEARTBEAT_SECONDS": "5",
-    "STEPSTONE_TASK_TIMEOUT": "600",
-    "STEPSTONE_TASK_SLICE": "300",
-    "STEPSTONE_TASK_RETRY": "660",
-    "DJANGO_LOG_LEVEL": "WARNING",
-}
 
 
 def percentile(values: list[float], fraction: float) -> float:

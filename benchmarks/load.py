@@ -84,17 +84,9 @@ from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientPr
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.installation import DATABASE_URL, REDIS_URL, Installation, WebServer  # noqa: E402
+from tests.installation import (DATABASE_URL, PRODUCTION_TIMINGS, REDIS_URL,  # noqa: E402
+                                Installation, WebServer)
 
-# Production-like timings (the test harness shortens them to provoke redelivery).
-TIMINGS = {
-    "STEPSTONE_LEASE_SECONDS": "30",
-    "STEPSTONE_HEARTBEAT_SECONDS": "5",
-    "STEPSTONE_TASK_TIMEOUT": "600",
-    "STEPSTONE_TASK_SLICE": "300",
-    "STEPSTONE_TASK_RETRY": "660",
-    "DJANGO_LOG_LEVEL": "WARNING",
-}
 USERNAME, PASSWORD = "load-operator", "load-pw-7d2e91"
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 CLUSTER_SETTLE_SECONDS = 3  # let the workers start before the first run does
@@ -146,7 +138,7 @@ def expected_output(workflow: str, value: Any) -> Any:
 # --------------------------------------------------------------------------- the installation
 def open_installation(data_dir: Path, clusters: int, workers: int, web: int) -> Installation:
     """Bootstrapped, with its workers and web servers running and our login made."""
-    installation = Installation(data_dir, **TIMINGS)
+    installation = Installation(data_dir, **PRODUCTION_TIMINGS)
     try:
         installation.bootstrap()
         installation.create_user(USERNAME, PASSWORD, superuser=True)
