@@ -153,8 +153,6 @@ class RunExecution:
         self.writer.continue_from(owner, links)
         self.restored = (str(checkpoint_id), record["checkpoint"])
         self.outputs = list(record.get("outputs", []))
-        if run.restore_from_id and run.restore_from_id != run.head_checkpoint_id:
-            self.outputs_dirty = True  # resumed elsewhere: the run row's outputs change
         answered = list(PendingRequest.objects.filter(
             run=run, status=RequestStatus.ANSWERED, delivered=False))
         pending = record["checkpoint"].get("pending_requests", {})
