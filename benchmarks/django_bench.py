@@ -169,17 +169,10 @@ def bench_growth(workload: str, steps: int, reps: int) -> dict:
     stored = store.bytes_stored(run)
     definition = registry.get_definition(workload)
 
-    class LoadingInThread(store.DatabaseCheckpointStorage):
-        """Loads on the event loop's own thread, as the worker does (no thread hop)."""
-
-        async def load(self, checkpoint_id: str):
-            return self._load(checkpoint_id)
-
     restores = []
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"  # the worker's private loop does the same
     for _ in range(reps + 1):
         workflow = definition.build()
-        storage = LoadingInThread(run)
+        storage = storage_in_thread(run)
         started = time.perf_counter()
         asyncio.run(workflow.run(checkpoint_id=str(run.head_checkpoint_id),
                                  checkpoint_storage=storage))

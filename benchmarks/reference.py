@@ -365,19 +365,7 @@ async def measure_loop(name: str, factory: Callable[[Any], Any], seed: Any, expe
             assert resumed.get_outputs() == [expected], resumed.get_outputs()
             assert supersteps_of(resumed) == 1, supersteps_of(resumed)
             check_state(fresh)  # restored state + the last superstep = the full run's state
-    total = median(totals)
-    supersteps = int(median(steps))
-    return {
-        "workload": name,
-        "storage": kind,
-        "supersteps": supersteps,
-        "total_s": total,
-        "per_superstep_us": total / supersteps * 1e6,
-        "checkpoints": int(median(counts)) if counts else 0,
-        "checkpoint_bytes_total": int(median(bytes_total)) if bytes_total else 0,
-        "checkpoint_bytes_last": int(median(bytes_last)) if bytes_last else 0,
-        "resume_s": median(resumes),
-    }
+    return result_row(name, kind, totals, steps, counts, bytes_total, bytes_last, resumes)
 
 
 async def measure_approval(kind: str, reps: int) -> dict:
@@ -427,10 +415,19 @@ async def measure_approval(kind: str, reps: int) -> dict:
             sizes = [store.size_of(cp) for cp in chain]
             bytes_total.append(sum(sizes))
             bytes_last.append(sizes[-1])
+    return {**result_row("approval", kind, totals, steps, counts, bytes_total, bytes_last,
+                         rehydrates),
+            "initial_run_s": median(initials)}
+
+
+def result_row(workload: str, kind: str, totals: list[float], steps: list[int],
+               counts: list[int], bytes_total: list[int], bytes_last: list[int],
+               resumes: list[float]) -> dict[str, Any]:
+    """The JSON line of one (workload, storage): medians of the repetitions."""
     total = median(totals)
     supersteps = int(median(steps))
     return {
-        "workload": "approval",
+        "workload": workload,
         "storage": kind,
         "supersteps": supersteps,
         "total_s": total,
@@ -438,8 +435,7 @@ async def measure_approval(kind: str, reps: int) -> dict:
         "checkpoints": int(median(counts)) if counts else 0,
         "checkpoint_bytes_total": int(median(bytes_total)) if bytes_total else 0,
         "checkpoint_bytes_last": int(median(bytes_last)) if bytes_last else 0,
-        "resume_s": median(rehydrates),
-        "initial_run_s": median(initials),
+        "resume_s": median(resumes),
     }
 
 

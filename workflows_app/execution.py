@@ -436,15 +436,14 @@ class _Recorder(DatabaseCheckpointStorage):
 
     def __init__(self, execution: RunExecution) -> None:
         self.run_id = execution.run_id
+        self.writer = execution.writer  # the rows it saves are the execution's
         self.execution = execution
 
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
         restored = self.execution.restored
         if restored is not None and restored[0] == checkpoint_id:
             return WorkflowCheckpoint.from_dict(restored[1])  # read by _plan already
-        run_id, links = read_chain(checkpoint_id)
-        self.execution.writer.continue_from(run_id, links)
-        return WorkflowCheckpoint.from_dict(links[-1].record["checkpoint"])
+        return self._load(checkpoint_id)
 
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         self.execution.publisher.send(self.execution.persist(checkpoint))

@@ -51,49 +51,38 @@ def send(messages: list[tuple[str, dict[str, Any]]]) -> None:
 class Publisher:
     """Sends a worker's messages from a thread of its own, in order, so that a run never
     waits for the channel layer (its writes and polling live in another database).
-    Workers share one per process (``process_publisher``)."""
+    Workers share one per process (``process_publisher``); its thread, a daemon, runs for
+    the life of the process."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         if not messages or not stepstone_settings.PUBLISH_EVENTS:
             return
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="stepstone-publisher",
-                                            daemon=True)
-            self._thread.start()
+            with self._starting:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="stepstone-publisher")
+                    self._thread.start()
         self._queue.put(messages)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (waiting at most ``timeout`` seconds), then stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()  # one loop for the thread's life, not one per send
-        try:
-            done = False
-            while not done:
-                batch = [self._queue.get()]
-                # Gather what arrives within a short window and send it together: a fast run
-                # then costs a few sends a second instead of one per superstep.
-                deadline = time.monotonic() + BATCH_SECONDS
-                while batch[-1] is not None and (left := deadline - time.monotonic()) > 0:
-                    try:
-                        batch.append(self._queue.get(timeout=left))
-                    except queue.Empty:
-                        break
-                done = batch[-1] is None
-                messages = _coalesce([m for item in batch if item for m in item])
-                loop.run_until_complete(asend(messages))
-        finally:
-            loop.close()
-            from django.db import connections
-            connections.close_all()  # this thread's connections end with it
+        while True:
+            batch = [self._queue.get()]
+            # Gather what arrives within a short window and send it together: a fast run
+            # then costs a few sends a second instead of one per superstep.
+            deadline = time.monotonic() + BATCH_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            loop.run_until_complete(asend(_coalesce([m for item in batch for m in item])))
 
 
 _process_publisher: tuple[int, Publisher] | None = None

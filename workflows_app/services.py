@@ -129,19 +129,21 @@ def sync_workflows() -> list[Workflow]:
 def ensure_recovery_schedule() -> None:
     """The django-q2 schedule that runs the recovery sweep every minute."""
     from django_q.models import Schedule
-    Schedule.objects.update_or_create(
-        name="stepstone-recover-runs",
-        defaults={"func": "workflows_app.tasks.recover_runs",
-                  "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1})
+    _ensure_schedule("stepstone-recover-runs", "workflows_app.tasks.recover_runs",
+                     schedule_type=Schedule.MINUTES, minutes=1)
 
 
 def ensure_retention_schedule() -> None:
     """The django-q2 schedule that runs the checkpoint retention sweep every hour."""
     from django_q.models import Schedule
-    Schedule.objects.update_or_create(
-        name="stepstone-prune-checkpoints",
-        defaults={"func": "workflows_app.tasks.prune_checkpoints",
-                  "schedule_type": Schedule.HOURLY, "repeats": -1})
+    _ensure_schedule("stepstone-prune-checkpoints", "workflows_app.tasks.prune_checkpoints",
+                     schedule_type=Schedule.HOURLY)
+
+
+def _ensure_schedule(name: str, func: str, **timing: Any) -> None:
+    from django_q.models import Schedule
+    Schedule.objects.update_or_create(name=name, defaults={"func": func, "repeats": -1,
+                                                           **timing})
 
 
 def _registered_workflow(name: str) -> tuple[Workflow, registry.WorkflowDefinition]:

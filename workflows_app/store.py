@@ -25,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import RestrictedError
+from django.db.models import RestrictedError, Sum
 
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
 from .engine.deltas import ChainLink, SkipDeltaWriter, restore
@@ -235,7 +235,7 @@ def update_where(model: type, where: dict[str, Any], values: dict[str, Any]) -> 
 
 def bytes_stored(run: Run) -> int:
     """Bytes the database holds for ``run``'s checkpoints."""
-    return sum(Checkpoint.objects.filter(run=run).values_list("size_bytes", flat=True))
+    return Checkpoint.objects.filter(run=run).aggregate(total=Sum("size_bytes"))["total"] or 0
 
 
 class DatabaseCheckpointStorage:

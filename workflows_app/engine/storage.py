@@ -76,11 +76,9 @@ class InMemoryCheckpointStorage:
         cid = checkpoint.checkpoint_id
         if cid in self._stored:
             self._remove(cid)  # re-saving moves it to the end of save order
+        # Never against a removed checkpoint: _remove makes the writer forget it.
         base, position, data = self._writer.store(cid, checkpoint.previous_checkpoint_id,
                                                   document)
-        if base is not None and base.key not in self._stored:  # deleted meanwhile
-            base, position, data = None, 0, document
-            self._writer.remember([ChainLink(0, cid, document)])
         self._stored[cid] = _Stored(checkpoint.workflow_name, base and base.key, position, data)
         if base is not None:
             self._dependents.setdefault(base.key, set()).add(cid)
@@ -270,6 +268,9 @@ class FileCheckpointStorage:
             if memo is not None and current.stem in memo:
                 known = [memo[current.stem]]
                 break
+            if current != path and not current.exists():
+                raise WorkflowCheckpointError(f"checkpoint file {path.name} cannot be read: "
+                                              f"its base {current.stem!r} is missing")
             data = self._parse(current)
             if isinstance(data, dict) and "delta_of" in data:
                 base = data.get("delta_of")
@@ -296,14 +297,7 @@ class FileCheckpointStorage:
         return links
 
     def _read(self, path: Path, memo: dict[str, ChainLink] | None = None) -> WorkflowCheckpoint:
-        try:
-            links = self._links(path, memo)
-        except WorkflowCheckpointError as error:
-            if path.exists() or "not found" not in str(error):
-                raise WorkflowCheckpointError(
-                    f"{error}" if path.name in str(error)
-                    else f"checkpoint file {path.name} cannot be read: {error}") from None
-            raise
+        links = self._links(path, memo)
         checkpoint = WorkflowCheckpoint.from_dict(links[-1].record)
         if checkpoint.checkpoint_id != path.stem:
             raise WorkflowCheckpointError(
