@@ -223,7 +223,8 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
         out.append("S pingpong, Django store on SQLite, as the run grows (bytes stored; restore "
                    "of the newest checkpoint into a fresh instance): " + "; ".join(
                        f"{steps:,} steps {row['checkpoint_bytes_total'] / 1e3:,.1f} KB, "
-                       f"{row['restore_newest_s'] * 1e3:.3f} ms"
+                       f"{row['restore_newest_s'] * 1e3:.3f} ms (through a worker "
+                       f"{row['worker_restore_newest_s'] * 1e3:.3f} ms)"
                        for steps, row in sorted(growth.items())) + ".")
     for row in ours:
         if row.get("mode") == "qcluster":
