@@ -81,7 +81,7 @@ class Run(models.Model):
 class Checkpoint(models.Model):
     """One engine checkpoint. ``document`` holds the run's record at this checkpoint (the
     engine's checkpoint document and the run's outputs so far) as compact JSON,
-    zlib-compressed: whole when ``base`` is empty, else as a delta against ``base``, an
+    compressed (``row_bytes``): whole when ``base`` is empty, else as a delta against ``base``, an
     earlier row of the same run (see ``store.py``). Never modified once written."""
 
     checkpoint_id = models.CharField(max_length=64, primary_key=True)
@@ -103,7 +103,7 @@ class Checkpoint(models.Model):
         default=0, help_text="position in its writer's skip-delta chain (0: stored whole)")
     document = models.BinaryField(
         help_text="the run's record as compact JSON (whole, or a delta against base), "
-                  "zlib-compressed")
+                  "compressed")
     size_bytes = models.PositiveIntegerField(help_text="bytes stored (compressed)")
     json_bytes = models.PositiveIntegerField(default=0, help_text="bytes of the stored JSON")
     content_hash = models.CharField(max_length=64, help_text="sha256 of the stored bytes")

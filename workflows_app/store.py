@@ -1,8 +1,8 @@
 """Engine checkpoints stored as ``Checkpoint`` rows, each holding only what changed.
 
 A row stores its run's *record* at that checkpoint: ``{"checkpoint": <the engine's
-checkpoint document>, "outputs": <the run's encoded outputs so far>}``, as compact JSON,
-zlib-compressed. The first row a writer saves holds the record whole; each later one holds a
+checkpoint document>, "outputs": <the run's encoded outputs so far>}``, as compact,
+compressed JSON (``row_bytes``). The first row a writer saves holds the record whole; each later one holds a
 delta (``engine.deltas``) against an earlier row of the same run, its ``base``, chosen by the
 skip-delta schedule. So the bytes a run stores grow with what changed, and reading any row
 applies at most ``log2(position) + 1`` deltas, fetched in one query, however long the
@@ -18,8 +18,6 @@ instead, which saves the checkpoint, the events and the run's progress in one tr
 from __future__ import annotations
 
 import hashlib
-import json
-import zlib
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +28,7 @@ from django.db.models import RestrictedError, Sum
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
 from .engine.deltas import ChainLink, SkipDeltaWriter, restore
 from .models import Checkpoint, Run
+from .row_bytes import CorruptBytes, encode, pack, unpack
 
 
 class CheckpointWriter:
@@ -59,9 +58,8 @@ class CheckpointWriter:
 
 def _row(checkpoint: WorkflowCheckpoint, run_id: Any, stored: Any, base: ChainLink | None,
          position: int) -> Checkpoint:
-    # ASCII escapes: every str is storable, lone surrogates included.
-    encoded = json.dumps(stored, separators=(",", ":")).encode("ascii")
-    data = zlib.compress(encoded, 1)  # level 1: most of the gain for a fraction of the time
+    encoded = encode(stored)
+    data = pack(encoded)
     return Checkpoint(
         checkpoint_id=checkpoint.checkpoint_id,
         run_id=run_id,
@@ -132,8 +130,8 @@ def _decode_stored(row_id: str, data: Any, content_hash: str, requested: str) ->
     if hashlib.sha256(data).hexdigest() != content_hash:
         raise WorkflowCheckpointError(f"{which} is corrupt: its content does not match its hash")
     try:
-        return json.loads(zlib.decompress(data).decode("ascii"))
-    except (zlib.error, UnicodeDecodeError, ValueError) as error:
+        return unpack(data)
+    except CorruptBytes as error:
         raise WorkflowCheckpointError(f"{which} is corrupt: {error}") from None
 
 
