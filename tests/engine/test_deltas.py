@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workflows_app.engine import WorkflowCheckpointError
-from workflows_app.engine.deltas import diff, patch, skip_base, skip_path
+from workflows_app.engine.deltas import ChainLink, diff, patch, restore, skip_base, skip_path
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
@@ -66,3 +66,45 @@ def test_skip_deltas_keep_every_restore_short():
     assert appended <= 2000 * 12
     with pytest.raises(ValueError):
         skip_base(0)
+
+
+def _chain_of(documents):
+    """``documents`` stored as a skip path: the first whole, each next as a delta against
+    the one before, as ``restore`` receives them (JSON round trip: stored values are fresh)."""
+    chain = [("k0", 0, True, documents[0])]
+    for index, (old, new) in enumerate(zip(documents, documents[1:]), start=1):
+        chain.append((f"k{index}", index, False, diff(old, new)))
+    return json.loads(json.dumps(chain))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(json_values, min_size=1, max_size=6))
+def test_restore_gives_every_document_of_a_chain_and_modifies_nothing_stored(documents):
+    chain = _chain_of(documents)
+    stored_before = json.dumps(chain, sort_keys=True)
+    links = restore(chain)
+    assert same_json(links[-1].record, documents[-1])  # built at once
+    assert json.dumps(chain, sort_keys=True) == stored_before
+    for link, document in zip(links, documents):  # the others on demand
+        assert same_json(link.record, document)
+    assert json.dumps(chain, sort_keys=True) == stored_before
+    assert [link.key for link in links] == [f"k{i}" for i in range(len(documents))]
+
+
+def test_restore_copies_each_list_once_and_keeps_earlier_documents_intact():
+    documents = [{"log": [f"item {i}" for i in range(n)], "n": n} for n in (0, 3, 5, 9)]
+    links = restore(_chain_of(documents))
+    newest = links[-1].record
+    assert newest == documents[-1]
+    # The newest document's list is its own: changing it changes no earlier document.
+    newest["log"].append("changed by a caller")
+    assert [link.record for link in links[:-1]] == documents[:-1]
+
+
+def test_restore_names_the_checkpoint_whose_delta_does_not_fit():
+    chain = [("whole", 0, True, {"log": []}), ("fine", 1, False, ["o", {"log": ["a", [1]]}, []]),
+             ("broken", 2, False, ["o", {"log": ["o", {}, []]}, []])]
+    with pytest.raises(WorkflowCheckpointError, match="checkpoint broken is corrupt"):
+        restore(chain)
+    with pytest.raises(ValueError, match="either its record or a way to build it"):
+        ChainLink(0, "k")

@@ -29,10 +29,13 @@ imports anything named by the data. Deltas are JSON natives too:
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .errors import WorkflowCheckpointError
+
+_MISSING = object()
 
 
 def diff(old: Any, new: Any) -> list:
@@ -58,9 +61,7 @@ def diff(old: Any, new: Any) -> list:
 def patch(old: Any, delta: Any) -> Any:
     """Apply ``delta`` (made by ``diff``) to ``old``; returns a new value and leaves ``old``
     unchanged. Raises ``WorkflowCheckpointError`` if the delta is malformed or does not fit."""
-    if type(delta) is not list or not delta or delta[0] not in _PATCHERS:
-        raise WorkflowCheckpointError(f"malformed checkpoint delta: {_preview(delta)}")
-    return _PATCHERS[delta[0]](old, delta)
+    return _apply(old, delta, {})
 
 
 def skip_base(n: int) -> int:
@@ -80,14 +81,27 @@ def skip_path(n: int) -> list[int]:
     return path
 
 
-@dataclass
 class ChainLink:
     """A stored document later ones may be stored against: its chain position, its key (a
-    checkpoint id) and the whole document (JSON natives, never modified)."""
+    checkpoint id) and the whole document (JSON natives, never modified). A link made by
+    ``restore`` may build its document only when ``record`` is first read."""
 
-    position: int
-    key: str
-    record: Any
+    __slots__ = ("position", "key", "_record", "_build")
+
+    def __init__(self, position: int, key: str, record: Any = _MISSING,
+                 build: Callable[[], Any] | None = None) -> None:
+        if (record is _MISSING) == (build is None):
+            raise ValueError("a chain link needs either its record or a way to build it")
+        self.position, self.key, self._record, self._build = position, key, record, build
+
+    @property
+    def record(self) -> Any:
+        if self._record is _MISSING:
+            self._record, self._build = self._build(), None
+        return self._record
+
+    def __repr__(self) -> str:
+        return f"ChainLink(position={self.position}, key={self.key!r})"
 
 
 class SkipDeltaWriter:
@@ -137,23 +151,23 @@ class SkipDeltaWriter:
 def restore(chain: list[tuple[str, int, bool, Any]]) -> list[ChainLink]:
     """The documents along a stored chain, given as ``(key, position, whole, stored)`` from
     the one stored whole to the one wanted (a skip path, as ``SkipDeltaWriter`` wrote it).
-    Raises ``WorkflowCheckpointError`` naming the key whose delta does not fit."""
-    links: list[ChainLink] = []
-    record = None
-    for key, position, whole, stored in chain:
-        if whole:
-            record = stored
-        else:
-            try:
-                record = patch(record, stored)
-            except WorkflowCheckpointError as error:
-                raise WorkflowCheckpointError(f"checkpoint {key} is corrupt: {error}") from None
-        links.append(ChainLink(position, key, record))
+    Raises ``WorkflowCheckpointError`` naming the key whose delta does not fit.
+
+    The wanted document is built at once; those before it, which only a writer continuing
+    the chain may need, when first read. ``stored`` values become parts of the documents
+    and must not be modified afterwards.
+    """
+    chain = list(chain)
+    if not chain:
+        return []
+    links = [ChainLink(position, key, build=partial(_build, chain[:index + 1]))
+             for index, (key, position, _whole, _stored) in enumerate(chain[:-1])]
+    key, position, _whole, _stored = chain[-1]
+    links.append(ChainLink(position, key, _build(chain)))  # a corrupt delta fails here
     return links
 
 
 # --------------------------------------------------------------------------- internals
-_MISSING = object()
 
 
 def _same_types(a: Any, b: Any) -> bool:
@@ -183,33 +197,51 @@ _CONTAINERS = {list, dict}
 _CONTAINER_TYPES = (list, dict)
 
 
-def _patch_replace(old: Any, delta: list) -> Any:
-    if len(delta) != 2:
+def _build(chain: list[tuple[str, int, bool, Any]]) -> Any:
+    """The last document of ``chain`` (as given to ``restore``). Every delta is applied onto
+    copies of just the containers it changes, made once per restore and then changed in
+    place, so an item is copied once however many deltas append after it; applying them one
+    by one with ``patch`` copies every list once per delta."""
+    document: Any = None
+    copies: dict[int, Any] = {}  # id -> container this build made (kept alive: ids stay unique)
+    for key, _position, whole, stored in chain:
+        if whole:
+            document, copies = stored, {}
+            continue
+        try:
+            document = _apply(document, stored, copies)
+        except WorkflowCheckpointError as error:
+            raise WorkflowCheckpointError(f"checkpoint {key} is corrupt: {error}") from None
+    return document
+
+
+def _apply(old: Any, delta: Any, copies: dict[int, Any]) -> Any:
+    """``patch(old, delta)``, except that the containers in ``copies`` (made by earlier deltas
+    of the same build) are changed in place. The containers it makes join ``copies``."""
+    kind = delta[0] if type(delta) is list and delta else None
+    if kind == "r" and len(delta) == 2:
+        return delta[1]
+    if kind == "a" and len(delta) == 2 and type(delta[1]) is list:
+        if type(old) is not list:
+            raise WorkflowCheckpointError(f"checkpoint delta does not fit: append to "
+                                          f"{type(old).__name__}")
+        if id(old) in copies:
+            old.extend(delta[1])
+            return old
+        new = old + delta[1]
+    elif kind == "o" and len(delta) == 3 and type(delta[1]) is dict and type(delta[2]) is list:
+        if type(old) is not dict:
+            raise WorkflowCheckpointError(f"checkpoint delta does not fit: object change to "
+                                          f"{type(old).__name__}")
+        changed = {key: _apply(old.get(key), change, copies) for key, change in delta[1].items()}
+        new = old if id(old) in copies else dict(old)
+        for key in delta[2]:
+            new.pop(key, None)
+        new.update(changed)
+    else:
         raise WorkflowCheckpointError(f"malformed checkpoint delta: {_preview(delta)}")
-    return delta[1]
-
-
-def _patch_append(old: Any, delta: list) -> Any:
-    if len(delta) != 2 or type(old) is not list or type(delta[1]) is not list:
-        raise WorkflowCheckpointError(f"checkpoint delta does not fit: append to "
-                                      f"{type(old).__name__}")
-    return old + delta[1]
-
-
-def _patch_object(old: Any, delta: list) -> Any:
-    if (len(delta) != 3 or type(old) is not dict or type(delta[1]) is not dict
-            or type(delta[2]) is not list):
-        raise WorkflowCheckpointError(f"checkpoint delta does not fit: object change to "
-                                      f"{type(old).__name__}")
-    new = dict(old)
-    for key in delta[2]:
-        new.pop(key, None)
-    for key, change in delta[1].items():
-        new[key] = patch(old.get(key), change)
+    copies[id(new)] = new
     return new
-
-
-_PATCHERS = {"r": _patch_replace, "a": _patch_append, "o": _patch_object}
 
 
 def _preview(value: Any) -> str:
