@@ -118,7 +118,7 @@ def encode_value(value: Any) -> Any:
     if cls is str or cls is int or cls is bool or value is None:
         return value
     if cls is list:
-        if set(map(type, value)) <= _SCALARS:  # lists of str, the common growing state
+        if _SCALARS.issuperset(map(type, value)):  # lists of str, the common growing state
             return list(value)
         try:  # JSON scalars are their own encoding: skip the call for them
             return [item if type(item) in _SCALARS else encode_value(item) for item in value]
@@ -219,7 +219,7 @@ def decode_value(data: Any) -> Any:
     unknown tags, unregistered classes or malformed payloads."""
     cls = type(data)
     if cls is list:
-        if set(map(type, data)) <= _DECODED_SCALARS:  # nothing tagged: a C-speed copy
+        if _DECODED_SCALARS.issuperset(map(type, data)):  # nothing tagged: a C-speed copy
             return list(data)
         return [decode_value(item) for item in data]
     if cls is dict:
