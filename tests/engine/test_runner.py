@@ -445,3 +445,26 @@ async def test_stopping_a_stream_after_a_failure_leaves_no_unretrieved_error(cap
     gc.collect()
     assert workflow.state is WorkflowRunState.FAILED
     assert "never retrieved" not in caplog.text
+
+
+async def test_a_dropped_workflow_is_freed_at_once_with_its_state_and_storage():
+    # No reference cycle holds a finished workflow: its executors' state and the storage
+    # (with the records it keeps to store deltas against) go when the last reference does,
+    # not at the next garbage collection. Workers restore large states one after another.
+    import weakref
+
+    from workflows_app.engine import InMemoryCheckpointStorage
+
+    from .workflows import build_pingpong
+
+    storage = InMemoryCheckpointStorage()
+    workflow = build_pingpong(storage)
+    await workflow.run(0)
+    watched = [weakref.ref(workflow), weakref.ref(storage),
+               *(weakref.ref(e) for e in workflow.executors.values())]
+    gc.disable()
+    try:
+        del workflow, storage
+        assert [ref() for ref in watched] == [None] * len(watched)
+    finally:
+        gc.enable()

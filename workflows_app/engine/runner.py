@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 from .checkpoints import KIND_SUPERSTEP, WorkflowCheckpoint
@@ -60,7 +61,10 @@ class Runner:
     """The state of one workflow instance's run, and the supersteps that advance it."""
 
     def __init__(self, workflow: "Workflow") -> None:
-        self.workflow = workflow
+        # Weak: the workflow owns its runner. A cycle between them would keep a dropped
+        # workflow, its executors' state and its storage alive until the next full garbage
+        # collection instead of freeing them at once.
+        self._workflow = weakref.ref(workflow)
         self.emit: Callable[[WorkflowEvent], Any] = lambda event: None
         self.storage: "CheckpointStorage | None" = None
         executors = list(workflow.executors.values())
@@ -71,6 +75,10 @@ class Runner:
         self._maf_restorers = [e for e in executors if overrides(e, "on_checkpoint_restore")]
         self._seed_style = {e.id for e in self._seed_savers + self._seed_restorers}
         self.reset()
+
+    @property
+    def workflow(self) -> "Workflow":
+        return self._workflow()
 
     def reset(self) -> None:
         """Forget the run: a fresh run starts from here."""
