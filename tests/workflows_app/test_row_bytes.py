@@ -81,3 +81,9 @@ def test_threads_pack_and_unpack_at_the_same_time():
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_a_truncated_frame_is_refused():
+    data = pack(encode({"log": [f"{i}" * 50 for i in range(200)]}))
+    with pytest.raises(CorruptBytes, match="does not decompress"):
+        unpack(data[: len(data) // 2])
