@@ -226,6 +226,12 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
                        f"{row['restore_newest_s'] * 1e3:.3f} ms (through a worker "
                        f"{row['worker_restore_newest_s'] * 1e3:.3f} ms)"
                        for steps, row in sorted(growth.items())) + ".")
+        spread = growth.get(2000, {}).get("restore_ratio_by_process")
+        if spread:
+            out.append(f"S restore at 2,000 steps against 200, medians over "
+                       f"{growth[2000]['restores']} restores in {growth[2000]['processes']} "
+                       f"fresh processes; the same ratio process by process: "
+                       f"{', '.join(f'{r:.2f}' for r in spread)}.")
     for row in ours:
         if row.get("mode") == "qcluster":
             out.append(f"S approval through {row['workers']} qcluster workers: enqueue-to-first-"
