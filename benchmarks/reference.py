@@ -331,6 +331,8 @@ async def measure_loop(name: str, factory: Callable[[Any], Any], seed: Any, expe
                        check_state: Callable[[Any], None], kind: str, reps: int) -> dict:
     totals, resumes, steps, counts, bytes_total, bytes_last = [], [], [], [], [], []
     for _ in range(reps):
+        # Free the previous repetition now, not when a name is rebound inside a timed region.
+        workflow = result = fresh = resumed = None
         with Store(kind) as store:
             gc.collect()
             workflow = factory(store.storage)
@@ -371,6 +373,7 @@ async def measure_loop(name: str, factory: Callable[[Any], Any], seed: Any, expe
 async def measure_approval(kind: str, reps: int) -> dict:
     totals, initials, rehydrates, steps, counts, bytes_total, bytes_last = ([] for _ in range(7))
     for _ in range(reps):
+        workflow = first = finisher = second = None  # as in measure_loop
         with Store(kind) as store:
             gc.collect()
             started = time.perf_counter()
