@@ -80,9 +80,9 @@ class Run(models.Model):
 
 class Checkpoint(models.Model):
     """One engine checkpoint. ``document`` holds the run's record at this checkpoint (the
-    engine's checkpoint document and the run's outputs so far) as compact JSON,
-    compressed (``row_bytes``): whole when ``base`` is empty, else as a delta against ``base``, an
-    earlier row of the same run (see ``store.py``). Never modified once written."""
+    engine's checkpoint document and the run's outputs so far) as compact, compressed JSON
+    (``row_bytes``): whole when ``base`` is empty, else as a delta against ``base``, an earlier
+    row of the same run (see ``store.py``). Never modified once written."""
 
     checkpoint_id = models.CharField(max_length=64, primary_key=True)
     # Indexed by (run, created_at) below; a second index on run alone would only cost writes.
