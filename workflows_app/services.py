@@ -29,7 +29,7 @@ from .engine.errors import WorkflowError
 from .models import Checkpoint, PendingRequest, Run, Workflow
 from .schemas import InvalidValue, coerce, coerce_any, json_schema
 from .states import CheckpointKind, RequestStatus, RunStatus
-from .store import CheckpointWriter, load_checkpoint
+from .store import CheckpointWriter
 
 EXPORT_FORMAT = "stepstone.checkpoint"
 EXPORT_VERSION = 1
@@ -470,11 +470,3 @@ def _check_storable(checkpoint: WorkflowCheckpoint) -> None:
         if not rid or len(rid) > id_length or len(request["source_executor_id"]) > id_length:
             raise InvalidInput(f"checkpoint.pending_requests: request ids and executor ids "
                                f"must have 1 to {id_length} characters")
-
-
-def checkpoint_state(checkpoint_id: Any) -> WorkflowCheckpoint:
-    """Decode a stored checkpoint (for display and diffs)."""
-    row = Checkpoint.objects.filter(pk=str(checkpoint_id)).first()
-    if row is None:
-        raise NotFound(f"checkpoint {checkpoint_id} not found")
-    return load_checkpoint(row)

@@ -2,15 +2,15 @@
 
 A row stores its run's *record* at that checkpoint: ``{"checkpoint": <the engine's
 checkpoint document>, "outputs": <the run's encoded outputs so far>}``, as compact,
-compressed JSON (``row_bytes``). The first row a writer saves holds the record whole; each later one holds a
-delta (``engine.deltas``) against an earlier row of the same run, its ``base``, chosen by the
-skip-delta schedule. So the bytes a run stores grow with what changed, and reading any row
-applies at most ``log2(position) + 1`` deltas, fetched in one query, however long the
-history (see ``read_record``). ``base`` is a RESTRICT foreign key: a row others are stored
-against cannot be deleted on its own.
+compressed JSON (``row_bytes``). The first row a writer saves holds the record whole; each
+later one holds a delta (``engine.deltas``) against an earlier row of the same run, its
+``base``, chosen by the skip-delta schedule. So the bytes a run stores grow with what
+changed, and reading any row applies at most ``log2(position) + 1`` deltas, fetched in one
+query, however long the history (see ``read_chain``). ``base`` is a RESTRICT foreign key: a
+row others are stored against cannot be deleted on its own.
 
-``CheckpointWriter`` turns a run's successive checkpoints into rows. ``DatabaseCheckpointStorage``
-implements the engine's ``CheckpointStorage`` protocol over the database, for any code that
+``CheckpointWriter`` turns a run's successive checkpoints into rows.
+``DatabaseCheckpointStorage`` implements the engine's ``CheckpointStorage`` protocol over the database, for any code that
 drives a workflow itself. Runs executed by workers write through ``execution``'s recorder
 instead, which saves the checkpoint, the events and the run's progress in one transaction.
 """
@@ -145,12 +145,8 @@ def read_document(checkpoint_id: str) -> dict[str, Any]:
     return read_record(checkpoint_id)["checkpoint"]
 
 
-def load_checkpoint(row: Checkpoint) -> WorkflowCheckpoint:
-    """Decode a row; a corrupt one raises ``WorkflowCheckpointError`` naming it."""
-    return load_checkpoint_by_id(row.pk)
-
-
-def load_checkpoint_by_id(checkpoint_id: str) -> WorkflowCheckpoint:
+def load_checkpoint(checkpoint_id: str) -> WorkflowCheckpoint:
+    """The stored checkpoint; a corrupt row raises ``WorkflowCheckpointError`` naming it."""
     return WorkflowCheckpoint.from_dict(read_document(checkpoint_id))
 
 
@@ -268,23 +264,24 @@ class DatabaseCheckpointStorage:
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
         return await sync_to_async(self._load)(checkpoint_id)
 
-    def _rows(self, workflow_name: str | None):
+    def _ids(self, workflow_name: str | None):
+        """This run's checkpoint ids in save order (ids only: ``read_chain`` reads rows)."""
         rows = Checkpoint.objects.filter(run_id=self.run_id)
         if workflow_name is not None:
             rows = rows.filter(workflow_name=workflow_name)
-        return rows.order_by("created_at")
+        return rows.order_by("created_at").values_list("pk", flat=True)
 
     async def list_checkpoints(self, workflow_name: str | None = None) -> list[WorkflowCheckpoint]:
-        return await sync_to_async(lambda: [load_checkpoint(r) for r in self._rows(workflow_name)])()
+        return await sync_to_async(lambda: [load_checkpoint(checkpoint_id)
+                                            for checkpoint_id in self._ids(workflow_name)])()
 
     async def list_checkpoint_ids(self, workflow_name: str | None = None) -> list[str]:
-        return await sync_to_async(
-            lambda: list(self._rows(workflow_name).values_list("pk", flat=True)))()
+        return await sync_to_async(lambda: list(self._ids(workflow_name)))()
 
     async def get_latest(self, workflow_name: str | None = None) -> WorkflowCheckpoint | None:
         def latest():
-            row = self._rows(workflow_name).last()
-            return None if row is None else load_checkpoint(row)
+            checkpoint_id = self._ids(workflow_name).last()
+            return None if checkpoint_id is None else load_checkpoint(checkpoint_id)
         return await sync_to_async(latest)()
 
     async def delete(self, checkpoint_id: str) -> bool:
