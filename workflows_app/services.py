@@ -389,11 +389,14 @@ def export_checkpoint(checkpoint_id: Any) -> dict[str, Any]:
         body = row.decoded()
     except WorkflowCheckpointError as error:
         raise Conflict(f"checkpoint {checkpoint_id} cannot be exported: {error}") from None
-    text = json.dumps(body, separators=(",", ":"))  # the form import_checkpoint hashes
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
             "workflow": row.run.workflow.name, "graph_signature_hash": row.graph_signature_hash,
-            "content_hash": hashlib.sha256(text.encode("ascii")).hexdigest(),
-            "checkpoint": body}
+            "content_hash": _export_hash(body), "checkpoint": body}
+
+
+def _export_hash(body: Any) -> str:
+    """The SHA-256 an exported checkpoint carries: of its compact, ASCII-escaped JSON."""
+    return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode("ascii")).hexdigest()
 
 
 @transaction.atomic
@@ -411,8 +414,7 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     body = document.get("checkpoint")
     if not isinstance(body, dict):
         raise InvalidInput("checkpoint: missing or not an object")
-    text = json.dumps(body, separators=(",", ":"))  # as export_checkpoint hashes it
-    if hashlib.sha256(text.encode()).hexdigest() != document.get("content_hash"):
+    if _export_hash(body) != document.get("content_hash"):
         raise InvalidInput("content_hash: the checkpoint does not match its hash "
                            "(the document was altered)")
     name = document.get("workflow")

@@ -10,9 +10,10 @@ query, however long the history (see ``read_chain``). ``base`` is a RESTRICT for
 row others are stored against cannot be deleted on its own.
 
 ``CheckpointWriter`` turns a run's successive checkpoints into rows.
-``DatabaseCheckpointStorage`` implements the engine's ``CheckpointStorage`` protocol over the database, for any code that
-drives a workflow itself. Runs executed by workers write through ``execution``'s recorder
-instead, which saves the checkpoint, the events and the run's progress in one transaction.
+``DatabaseCheckpointStorage`` implements the engine's ``CheckpointStorage`` protocol over
+the database, for any code that drives a workflow itself. Runs executed by workers write
+through ``execution``'s recorder instead, which saves the checkpoint, the events and the
+run's progress in one transaction.
 """
 
 from __future__ import annotations
