@@ -48,3 +48,14 @@ def execute():
 @pytest.fixture
 def operator(django_user_model):
     return django_user_model.objects.create_user("op", password="pw-123456-x")
+
+
+@pytest.fixture
+def test_workflows(monkeypatch):
+    """Register the workflows of ``tests/workflows_app/workflows.py`` for one test."""
+    from workflows_app import registry
+    from tests.workflows_app.workflows import FACTORIES
+
+    for name, factory in FACTORIES.items():
+        monkeypatch.setitem(registry._definitions, name,
+                            registry.WorkflowDefinition(name, name, "", factory))

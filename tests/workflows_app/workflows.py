@@ -1,0 +1,62 @@
+"""Workflows only the tests register (see the ``test_workflows`` fixture in conftest.py).
+
+- ``emitter``: one executor yields an output at every tick, so a run's outputs tell exactly
+  which supersteps its lineage ran (what a restore must carry over).
+- ``intruder``: like ``emitter``, but at tick ``steal_at`` its handler hands the run's lease
+  to another worker in the database, as a worker that took over an expired lease would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workflows_app.engine import Executor, Workflow, WorkflowBuilder, WorkflowContext, handler
+from workflows_app.models import Run
+from workflows_app.states import RunStatus
+
+OTHER_WORKER = "another-worker:1:takeover"
+
+
+@dataclass
+class Ticks:
+    rounds: int
+    steal_at: int = 0
+
+
+@dataclass
+class Tick:
+    n: int
+    rounds: int
+    steal_at: int
+
+
+class Emitter(Executor):
+    @handler
+    async def first(self, ticks: Ticks, ctx: WorkflowContext[Tick, int]) -> None:
+        await self.tick(Tick(1, ticks.rounds, ticks.steal_at), ctx)
+
+    @handler
+    async def next(self, tick: Tick, ctx: WorkflowContext[Tick, int]) -> None:
+        await self.tick(Tick(tick.n + 1, tick.rounds, tick.steal_at), ctx)
+
+    async def tick(self, tick: Tick, ctx: WorkflowContext[Tick, int]) -> None:
+        if tick.n == tick.steal_at:
+            Run.objects.filter(status=RunStatus.RUNNING).update(lease_owner=OTHER_WORKER)
+        await ctx.yield_output(tick.n)
+        if tick.n < tick.rounds:
+            await ctx.send_message(tick)
+
+
+class Echo(Executor):
+    @handler
+    async def echo(self, tick: Tick, ctx: WorkflowContext[Tick]) -> None:
+        await ctx.send_message(tick)
+
+
+def build(name: str) -> Workflow:
+    emitter, echo = Emitter("emitter"), Echo("echo")
+    return (WorkflowBuilder(name=name, start_executor=emitter, max_iterations=10_000)
+            .add_edge(emitter, echo).add_edge(echo, emitter).build())
+
+
+FACTORIES = {"emitter": lambda: build("emitter"), "intruder": lambda: build("intruder")}
