@@ -102,7 +102,7 @@ def test_fan_in_target_must_accept_a_list_of_what_the_sources_send():
     async def takes_int_list(items: list[int], ctx: WorkflowContext) -> None:
         pass
 
-    assert build(fx(takes_int_list, "join")).fan_in_groups
+    assert build(fx(takes_int_list, "join")).graph.fan_in_groups
 
 
 @pytest.mark.parametrize("cases, pattern", [

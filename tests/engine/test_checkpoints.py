@@ -537,7 +537,7 @@ async def test_an_unencodable_executor_state_fails_the_checkpoint_naming_executo
     assert workflow.state is WorkflowRunState.FAILED
 
 
-async def test_an_unencodable_seed_style_key_is_named(memory_storage):
+async def test_an_unencodable_state_key_is_named(memory_storage):
     class Opener(Executor):
         @handler
         async def open(self, n: int, ctx: WorkflowContext) -> None:

@@ -181,7 +181,7 @@ async def test_shared_state_of_a_failed_superstep_is_discarded(memory_storage):
         await workflow.run(0)
     # Only the runner can see a discard: a failed run writes no checkpoint and accepts no
     # responses, and a restore replaces the shared state anyway.
-    assert workflow._runner.shared_state.get("doomed") is None
+    assert workflow._run_state.shared_state.get("doomed") is None
     saved = await memory_storage.list_checkpoints()
     assert [c.superstep for c in saved] == [0, 1, 2, 3]  # superstep 4 failed: no checkpoint
     assert all("doomed" not in c.shared_state for c in saved)

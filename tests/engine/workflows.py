@@ -63,7 +63,7 @@ class Return:
 
 
 class Pinger(Executor):
-    """Seed-style state: ``on_checkpointing`` + ``queue_state_update`` / ``read_state``."""
+    """State-key hooks: ``on_checkpointing`` + ``queue_state_update`` / ``read_state``."""
 
     def __init__(self, id: str = "ping", limit: int = 6) -> None:
         super().__init__(id)
@@ -94,8 +94,9 @@ class Pinger(Executor):
 
 
 class Ponger(Executor):
-    """MAF-style state: ``on_checkpoint_save`` / ``on_checkpoint_restore``. With ``fail_at``,
-    raises once when served that number (a superstep that fails, then succeeds on retry)."""
+    """State-dict hooks (MAF Python's style): ``on_checkpoint_save`` /
+    ``on_checkpoint_restore``. With ``fail_at``, raises once when served that number (a
+    superstep that fails, then succeeds on retry)."""
 
     def __init__(self, id: str = "pong", fail_at: int | None = None) -> None:
         super().__init__(id)

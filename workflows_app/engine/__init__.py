@@ -14,7 +14,7 @@ from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent
                      ExecutorInvokedEvent, RequestInfoEvent, SuperstepCompletedEvent,
                      SuperstepStartedEvent, WorkflowEvent, WorkflowFailedEvent,
                      WorkflowOutputEvent, WorkflowRunResult, WorkflowRunState,
-                     WorkflowStartedEvent, WorkflowStatusEvent)
+                     WorkflowStartedEvent, WorkflowStatusEvent, WorkflowStoppedEvent)
 from .executors import Executor, FunctionExecutor, executor, handler, response_handler
 from .storage import CheckpointStorage, FileCheckpointStorage, InMemoryCheckpointStorage
 from .workflow import Workflow
@@ -26,6 +26,7 @@ __all__ = [
     "WorkflowStartedEvent", "WorkflowStatusEvent", "SuperstepStartedEvent",
     "SuperstepCompletedEvent", "ExecutorInvokedEvent", "ExecutorCompletedEvent",
     "ExecutorFailedEvent", "WorkflowOutputEvent", "RequestInfoEvent", "WorkflowFailedEvent",
+    "WorkflowStoppedEvent",
     "WorkflowCheckpoint", "CheckpointStorage", "InMemoryCheckpointStorage",
     "FileCheckpointStorage", "register_checkpoint_type",
     "WorkflowError", "WorkflowCheckpointError", "WorkflowConvergenceError",

@@ -54,10 +54,6 @@ class WorkflowBuilder:
         self._start = executor
         return self
 
-    def with_checkpointing(self, storage: CheckpointStorage) -> "WorkflowBuilder":
-        self.checkpoint_storage = storage
-        return self
-
     def add_edge(self, source: Executor, target: Executor,
                  condition: Callable[[Any], bool] | None = None) -> "WorkflowBuilder":
         """``source`` → ``target``; with ``condition``, only messages it accepts pass."""

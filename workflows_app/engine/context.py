@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import types
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import WorkflowError
 from .events import RequestInfoEvent, WorkflowEvent, WorkflowOutputEvent
-from .messages import PendingRequest
+from .messages import OpenRequest
 from .typing_utils import is_instance_of, type_name
 
 if TYPE_CHECKING:
     from .executors import HandlerSpec
-    from .runner import Runner, SuperstepStage
+    from .runner import RunState, SuperstepStage
 
 
 class WorkflowContext:
@@ -28,16 +28,18 @@ class WorkflowContext:
     messages or outputs of other types.
     """
 
-    __slots__ = ("executor_id", "_runner", "_stage", "_outbox", "_spec")
+    __slots__ = ("executor_id", "_state", "_stage", "_emit", "_outbox", "_spec")
 
     def __class_getitem__(cls, params: Any) -> Any:
         # Any one or two parameters, without TypeVar machinery: only the annotation matters.
         return types.GenericAlias(cls, params)
 
-    def __init__(self, runner: "Runner", stage: "SuperstepStage", executor_id: str) -> None:
+    def __init__(self, state: "RunState", stage: "SuperstepStage", executor_id: str,
+                 emit: Callable[[WorkflowEvent], Any]) -> None:
         self.executor_id = executor_id
-        self._runner = runner
+        self._state = state
         self._stage = stage
+        self._emit = emit
         self._outbox = stage.outbox(executor_id)
         self._spec: "HandlerSpec | None" = None
 
@@ -62,22 +64,22 @@ class WorkflowContext:
                 f"executor '{self.executor_id}' yielded a {type(value).__qualname__} but its "
                 f"handler '{spec.name}' declares it yields "
                 f"{' | '.join(type_name(t) for t in spec.yield_types) or 'nothing (Never)'}")
-        self._runner.emit(WorkflowOutputEvent(self.executor_id, value))
+        self._emit(WorkflowOutputEvent(self.executor_id, value))
 
     async def add_event(self, event: WorkflowEvent) -> None:
         """Emit a custom event (a ``WorkflowEvent`` subclass) to the run's caller."""
         if not isinstance(event, WorkflowEvent):
             raise TypeError(f"add_event() takes a WorkflowEvent, got {type(event).__qualname__}")
-        self._runner.emit(event)
+        self._emit(event)
 
     async def get_shared_state(self, key: str, default: Any = None) -> Any:
-        return self._runner.shared_state.get(key, default)
+        return self._state.shared_state.get(key, default)
 
     async def set_shared_state(self, key: str, value: Any) -> None:
-        self._runner.shared_state.set(key, value)
+        self._state.shared_state.set(key, value)
 
     async def delete_shared_state(self, key: str) -> None:
-        self._runner.shared_state.delete(key)
+        self._state.shared_state.delete(key)
 
     async def request_info(self, request_data: Any, response_type: Any,
                            request_id: str | None = None) -> str:
@@ -87,11 +89,11 @@ class WorkflowContext:
         request_id = request_id or str(uuid.uuid4())
         if not isinstance(request_id, str):
             raise TypeError(f"request_id must be a string, got {request_id!r}")
-        if request_id in self._runner.pending_requests or request_id in self._stage.requests:
+        if request_id in self._state.pending_requests or request_id in self._stage.requests:
             raise WorkflowError(f"request id '{request_id}' is already pending")
-        self._stage.requests[request_id] = PendingRequest(
+        self._stage.requests[request_id] = OpenRequest(
             request_id, self.executor_id, request_data, response_type)
-        self._runner.emit(RequestInfoEvent(request_id, self.executor_id, request_data, response_type))
+        self._emit(RequestInfoEvent(request_id, self.executor_id, request_data, response_type))
         return request_id
 
     async def queue_state_update(self, key: str, value: Any) -> None:
@@ -103,4 +105,4 @@ class WorkflowContext:
         staged = self._stage.state_updates.get(self.executor_id)
         if staged is not None and key in staged:
             return staged[key]
-        return self._runner.queued_states.get(self.executor_id, {}).get(key, default)
+        return self._state.executor_states.get(self.executor_id, {}).get(key, default)

@@ -20,6 +20,9 @@ class WorkflowRunState(str, enum.Enum):
     IDLE_WITH_PENDING_REQUESTS = "IDLE_WITH_PENDING_REQUESTS"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    # Stopped at a superstep boundary because the caller asked (``Workflow.request_stop``):
+    # not a failure; the run continues from the checkpoint named by the ``stopped`` event.
+    STOPPED = "STOPPED"
 
     def __str__(self) -> str:
         return self.value
@@ -153,6 +156,21 @@ class WorkflowFailedEvent(WorkflowEvent):
     @property
     def error(self) -> BaseException:
         return self.data
+
+
+class WorkflowStoppedEvent(WorkflowEvent):
+    """The run stopped at a superstep boundary because the caller asked it to
+    (``Workflow.request_stop``). ``checkpoint`` is the last checkpoint of the run (None
+    without storage): ``run(checkpoint_id=...)`` continues from it. ``reason`` is the text
+    given with the request."""
+
+    __slots__ = ("checkpoint", "reason")
+    type = "stopped"
+
+    def __init__(self, checkpoint: CheckpointInfo | None, reason: str) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.reason = reason
 
 
 class WorkflowRunResult(list):

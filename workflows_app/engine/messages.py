@@ -9,8 +9,9 @@ from typing import Any
 
 
 @dataclass(slots=True)
-class PendingRequest:
-    """A ``ctx.request_info`` call that has not been answered yet."""
+class OpenRequest:
+    """A ``ctx.request_info`` call that has not been answered yet (a run's pending request;
+    the Django app's ``PendingRequest`` model is its stored counterpart)."""
 
     request_id: str
     source_executor_id: str
@@ -22,7 +23,7 @@ class PendingRequest:
                 "data": self.data, "response_type": self.response_type}
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> "PendingRequest":
+    def from_dict(cls, record: dict[str, Any]) -> "OpenRequest":
         return cls(record["request_id"], record["source_executor_id"], record["data"],
                    record["response_type"])
 
@@ -38,7 +39,7 @@ class Message:
     target_id: str
     source_id: str | None
     data: Any
-    request: PendingRequest | None = None
+    request: OpenRequest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = {"source_id": self.source_id, "target_id": self.target_id, "data": self.data}
@@ -50,4 +51,4 @@ class Message:
     def from_dict(cls, record: dict[str, Any]) -> "Message":
         request = record.get("request")
         return cls(record["target_id"], record.get("source_id"), record.get("data"),
-                   PendingRequest.from_dict(request) if request is not None else None)
+                   OpenRequest.from_dict(request) if request is not None else None)

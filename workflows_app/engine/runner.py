@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 from .checkpoints import KIND_SUPERSTEP, WorkflowCheckpoint
@@ -20,15 +19,15 @@ from .errors import (WorkflowCheckpointError, WorkflowConvergenceError, Workflow
                      WorkflowRunError)
 from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent,
                      ExecutorInvokedEvent, SuperstepCompletedEvent, SuperstepStartedEvent,
-                     WorkflowEvent, WorkflowRunState, WorkflowStatusEvent)
-from .executors import Executor, overrides
-from .messages import Message, PendingRequest
+                     WorkflowEvent, WorkflowRunState, WorkflowStatusEvent, WorkflowStoppedEvent)
+from .executors import Executor
+from .graph import WorkflowGraph
+from .messages import Message, OpenRequest
 from .shared_state import SharedState
 from .typing_utils import is_instance_of, type_name
 
 if TYPE_CHECKING:
     from .storage import CheckpointStorage
-    from .workflow import Workflow
 
 
 class SuperstepStage:
@@ -38,7 +37,7 @@ class SuperstepStage:
 
     def __init__(self) -> None:
         self.outboxes: dict[str, list[tuple[Any, str | None]]] = {}
-        self.requests: dict[str, PendingRequest] = {}
+        self.requests: dict[str, OpenRequest] = {}
         self.state_updates: dict[str, dict[str, Any]] = {}
 
     def outbox(self, executor_id: str) -> list[tuple[Any, str | None]]:
@@ -57,72 +56,115 @@ class SuperstepFailed(Exception):
         self.error = error
 
 
-class Runner:
-    """The state of one workflow instance's run, and the supersteps that advance it."""
+def check_responses(graph: WorkflowGraph, responses: Any,
+                    requests: dict[str, OpenRequest]) -> None:
+    """Refuse responses to unknown requests, of the wrong type, or with no handler."""
+    if not isinstance(responses, dict) or not responses:
+        raise WorkflowRunError(
+            f"responses must be a non-empty dict of request_id -> value, got {responses!r}")
+    for request_id, value in responses.items():
+        request = requests.get(request_id)
+        if request is None:
+            raise WorkflowRunError(
+                f"no pending request with id {request_id!r} "
+                f"(pending: {', '.join(sorted(requests)) or 'none'})")
+        if not is_instance_of(value, request.response_type):
+            raise WorkflowRunError(
+                f"the response to request {request_id!r} must be "
+                f"{type_name(request.response_type)}, got {type(value).__qualname__}")
+        source = graph.executors.get(request.source_executor_id)
+        if source is None or source.find_response_handler(request.data, value) is None:
+            raise WorkflowRunError(
+                f"executor '{request.source_executor_id}' has no @response_handler for "
+                f"request {type(request.data).__qualname__} with response "
+                f"{type(value).__qualname__}")
 
-    def __init__(self, workflow: "Workflow") -> None:
-        # Weak: the workflow owns its runner. A cycle between them would keep a dropped
-        # workflow, its executors' state and its storage alive until the next full garbage
-        # collection instead of freeing them at once.
-        self._workflow = weakref.ref(workflow)
-        self.emit: Callable[[WorkflowEvent], Any] = lambda event: None
-        self.storage: "CheckpointStorage | None" = None
-        executors = list(workflow.executors.values())
-        # Which state hooks each executor really implements, so checkpoints skip no-ops.
-        self._seed_savers = [e for e in executors if overrides(e, "on_checkpointing")]
-        self._seed_restorers = [e for e in executors if overrides(e, "on_checkpoint_restored")]
-        self._maf_savers = [e for e in executors if overrides(e, "on_checkpoint_save")]
-        self._maf_restorers = [e for e in executors if overrides(e, "on_checkpoint_restore")]
-        self._seed_style = {e.id for e in self._seed_savers + self._seed_restorers}
-        self.reset()
 
-    @property
-    def workflow(self) -> "Workflow":
-        return self._workflow()
+class RunState:
+    """The state of one workflow instance's run: what a checkpoint records, and the status
+    the run last reported. A ``Workflow`` keeps one across its ``run()`` calls (answering
+    requests continues it); a restore replaces it."""
 
-    def reset(self) -> None:
-        """Forget the run: a fresh run starts from here."""
+    __slots__ = ("superstep", "pending", "fan_in", "pending_requests", "shared_state",
+                 "executor_states", "last_checkpoint_id", "status")
+
+    def __init__(self) -> None:
         self.superstep = 0
         self.pending: list[Message] = []
         self.fan_in: dict[str, dict[str, list[Any]]] = {}
-        self.pending_requests: dict[str, PendingRequest] = {}
+        self.pending_requests: dict[str, OpenRequest] = {}
         self.shared_state = SharedState()
-        self.queued_states: dict[str, dict[str, Any]] = {}  # seed-style keys, per executor
+        # Saved executor state, per executor: the keys of state-key hooks, kept between
+        # checkpoints (see WorkflowGraph for the two kinds of hooks).
+        self.executor_states: dict[str, dict[str, Any]] = {}
         self.last_checkpoint_id: str | None = None
-        self.state: WorkflowRunState | None = None
+        self.status: WorkflowRunState | None = None
+
+
+class Runner:
+    """Advances a run's state superstep by superstep, for one ``run()`` call.
+
+    It reads the graph, writes the state, saves checkpoints to ``storage`` (if any) and
+    reports every step through ``emit``. A caller may ask it to stop (``stop_reason``):
+    the run then ends at the next superstep boundary, after that superstep's checkpoint.
+    """
+
+    def __init__(self, graph: WorkflowGraph, state: RunState, *, workflow_name: str,
+                 max_iterations: int, storage: "CheckpointStorage | None",
+                 emit: Callable[[WorkflowEvent], Any]) -> None:
+        self.graph = graph
+        self.state = state
+        self.workflow_name = workflow_name
+        self.max_iterations = max_iterations
+        self.storage = storage
+        self.emit = emit
+        self.stop_reason: str | None = None
 
     # -- supersteps ---------------------------------------------------------------------
     async def run_until_idle(self) -> None:
-        """Run supersteps until no messages remain, then report the final state.
+        """Run supersteps until no messages remain, then report the final state; or stop at
+        a superstep boundary once a stop was requested.
 
         Yields to the event loop between supersteps: handlers that never suspend would
         otherwise run the whole workflow in one step, so a streaming caller would see no
         event until the end and could not stop the run, and other tasks would starve.
         """
-        while self.pending:
+        state = self.state
+        while state.pending:
+            if self.stop_reason is not None:
+                self._stop()
+                return
             await self.superstep_once()
             await asyncio.sleep(0)
-        self.set_state(WorkflowRunState.IDLE_WITH_PENDING_REQUESTS if self.pending_requests
-                       else WorkflowRunState.IDLE)
+        self.set_status(WorkflowRunState.IDLE_WITH_PENDING_REQUESTS if state.pending_requests
+                        else WorkflowRunState.IDLE)
+
+    def _stop(self) -> None:
+        state = self.state
+        checkpoint = (CheckpointInfo(state.last_checkpoint_id, state.superstep)
+                      if self.storage is not None and state.last_checkpoint_id else None)
+        self.emit(WorkflowStoppedEvent(checkpoint, self.stop_reason or ""))
+        self.set_status(WorkflowRunState.STOPPED)
 
     async def superstep_once(self) -> None:
-        number = self.superstep + 1
-        if number > self.workflow.max_iterations:
+        state = self.state
+        number = state.superstep + 1
+        if number > self.max_iterations:
             raise WorkflowConvergenceError(
-                f"workflow '{self.workflow.name}' reached max_iterations="
-                f"{self.workflow.max_iterations} with {len(self.pending)} message(s) still pending")
+                f"workflow '{self.workflow_name}' reached max_iterations="
+                f"{self.max_iterations} with {len(state.pending)} message(s) still pending")
         self.emit(SuperstepStartedEvent(number))
 
         # 1. deliver
         by_target: dict[str, list[Message]] = {}
-        for message in self.pending:
+        for message in state.pending:
             batch = by_target.get(message.target_id)
             if batch is None:
                 by_target[message.target_id] = [message]
             else:
                 batch.append(message)
         stage = SuperstepStage()
-        executors = self.workflow.executors
+        executors = self.graph.executors
         if len(by_target) == 1:
             (target_id, batch), = by_target.items()
             failures = [(target_id, await self._run_executor(executors[target_id], batch, stage))]
@@ -131,30 +173,31 @@ class Runner:
                 [(tid, executors[tid], batch) for tid, batch in by_target.items()], stage)
         for executor_id, error in failures:
             if error is not None:
-                self.shared_state.discard()
+                state.shared_state.discard()
                 raise SuperstepFailed(executor_id, error)
 
         # 2. route
         try:
             pending, fan_in = self._route(stage, by_target)
         except SuperstepFailed:
-            self.shared_state.discard()
+            state.shared_state.discard()
             raise
 
         # 3. commit
-        self.pending = pending
-        self.fan_in = fan_in
-        self.shared_state.commit()
+        state.pending = pending
+        state.fan_in = fan_in
+        state.shared_state.commit()
         for executor_id, updates in stage.state_updates.items():
-            self.queued_states.setdefault(executor_id, {}).update(updates)
-        self.pending_requests.update(stage.requests)
-        self.superstep = number
+            state.executor_states.setdefault(executor_id, {}).update(updates)
+        state.pending_requests.update(stage.requests)
+        state.superstep = number
 
         # 4. checkpoint
         info = await self.write_checkpoint(KIND_SUPERSTEP) if self.storage is not None else None
         self.emit(SuperstepCompletedEvent(number, info))
-        if self.pending and self.pending_requests and self.state is WorkflowRunState.IN_PROGRESS:
-            self.set_state(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS)
+        if (state.pending and state.pending_requests
+                and state.status is WorkflowRunState.IN_PROGRESS):
+            self.set_status(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS)
 
     async def _run_concurrently(self, work: list[tuple[str, Executor, list[Message]]],
                                 stage: SuperstepStage) -> list[tuple[str, BaseException | None]]:
@@ -179,7 +222,7 @@ class Runner:
     async def _run_executor(self, executor: Executor, batch: list[Message],
                             stage: SuperstepStage) -> BaseException | None:
         """Deliver ``batch`` to ``executor`` in order; return the error a handler raised."""
-        ctx = WorkflowContext(self, stage, executor.id)
+        ctx = WorkflowContext(self.state, stage, executor.id, self.emit)
         emit = self.emit
         for message in batch:
             emit(ExecutorInvokedEvent(executor.id, message.data))
@@ -211,18 +254,18 @@ class Runner:
     def _route(self, stage: SuperstepStage, order: dict[str, Any]) -> tuple[list[Message], dict]:
         """Turn what each executor sent into next superstep's deliveries, in a deterministic
         order (executors in delivery order, each one's messages in send order)."""
-        workflow = self.workflow
-        executors = workflow.executors
+        graph = self.graph
+        executors = graph.executors
         pending: list[Message] = []
-        fan_in = self.fan_in
-        if workflow.fan_in_groups:  # copy: a failing superstep must leave buffers untouched
+        fan_in = self.state.fan_in
+        if graph.fan_in_groups:  # copy: a failing superstep must leave buffers untouched
             fan_in = {gid: {src: list(items) for src, items in buffers.items()}
                       for gid, buffers in fan_in.items()}
         for source_id in order:
             outbox = stage.outboxes.get(source_id)
             if not outbox:
                 continue
-            groups = workflow.outgoing.get(source_id, ())
+            groups = graph.outgoing.get(source_id, ())
             for data, target_id in outbox:
                 delivered = routed = False
                 try:
@@ -244,7 +287,7 @@ class Runner:
                     raise SuperstepFailed(source_id, error) from error
                 if not delivered:
                     self._undeliverable(source_id, data, target_id, groups, routed)
-        for group in workflow.fan_in_groups:
+        for group in graph.fan_in_groups:
             buffers = fan_in.get(group.buffer_id)
             if buffers and all(buffers.get(src) for src in group.sources):
                 collected = [item for src in group.sources for item in buffers[src]]
@@ -268,69 +311,51 @@ class Runner:
             return  # every edge's condition declined it: dropping it is the graph's intent
         raise SuperstepFailed(source_id, WorkflowError(problem))
 
-    # -- state ---------------------------------------------------------------------------
-    def set_state(self, state: WorkflowRunState) -> None:
-        self.state = state
-        self.emit(WorkflowStatusEvent(state))
+    # -- status and responses ------------------------------------------------------------
+    def set_status(self, status: WorkflowRunState) -> None:
+        self.state.status = status
+        self.emit(WorkflowStatusEvent(status))
 
     def accept_responses(self, responses: dict[str, Any]) -> None:
-        """Queue answers to pending requests for delivery (validated by ``check_responses``)."""
+        """Queue answers to pending requests for delivery (checked by ``check_responses``)."""
+        state = self.state
         for request_id, value in responses.items():
-            request = self.pending_requests.pop(request_id)
-            self.pending.append(Message(request.source_executor_id, None, value, request))
-
-    def check_responses(self, responses: Any, requests: dict[str, PendingRequest]) -> None:
-        """Refuse responses to unknown requests, of the wrong type, or with no handler."""
-        if not isinstance(responses, dict) or not responses:
-            raise WorkflowRunError(
-                f"responses must be a non-empty dict of request_id -> value, got {responses!r}")
-        for request_id, value in responses.items():
-            request = requests.get(request_id)
-            if request is None:
-                raise WorkflowRunError(
-                    f"no pending request with id {request_id!r} "
-                    f"(pending: {', '.join(sorted(requests)) or 'none'})")
-            if not is_instance_of(value, request.response_type):
-                raise WorkflowRunError(
-                    f"the response to request {request_id!r} must be "
-                    f"{type_name(request.response_type)}, got {type(value).__qualname__}")
-            source = self.workflow.executors.get(request.source_executor_id)
-            if source is None or source.find_response_handler(request.data, value) is None:
-                raise WorkflowRunError(
-                    f"executor '{request.source_executor_id}' has no @response_handler for "
-                    f"request {type(request.data).__qualname__} with response "
-                    f"{type(value).__qualname__}")
+            request = state.pending_requests.pop(request_id)
+            state.pending.append(Message(request.source_executor_id, None, value, request))
 
     # -- checkpoints ---------------------------------------------------------------------
     async def write_checkpoint(self, kind: str) -> CheckpointInfo:
         """Save the committed state of the run; new checkpoints chain to the last one."""
-        workflow = self.workflow
+        state = self.state
+        graph = self.graph
         checkpoint = WorkflowCheckpoint(
             checkpoint_id=str(uuid.uuid4()),
-            workflow_name=workflow.name,
-            graph_signature_hash=workflow.graph_signature_hash,
-            previous_checkpoint_id=self.last_checkpoint_id,
+            workflow_name=self.workflow_name,
+            graph_signature_hash=graph.signature_hash,
+            previous_checkpoint_id=state.last_checkpoint_id,
             timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            superstep=self.superstep,
-            messages=[message.to_dict() for message in self.pending],
-            shared_state=self.shared_state.committed,
+            superstep=state.superstep,
+            messages=[message.to_dict() for message in state.pending],
+            shared_state=state.shared_state.committed,
             executor_states=await self._executor_states(),
-            pending_requests={rid: r.to_dict() for rid, r in self.pending_requests.items()},
-            fan_in_buffers=self.fan_in,
-            metadata={"kind": kind, "graph": workflow.graph_signature},
+            pending_requests={rid: r.to_dict() for rid, r in state.pending_requests.items()},
+            fan_in_buffers=state.fan_in,
+            metadata={"kind": kind, "graph": graph.signature},
         )
         await self.storage.save(checkpoint)
-        self.last_checkpoint_id = checkpoint.checkpoint_id
-        return CheckpointInfo(checkpoint.checkpoint_id, self.superstep)
+        state.last_checkpoint_id = checkpoint.checkpoint_id
+        return CheckpointInfo(checkpoint.checkpoint_id, state.superstep)
 
     async def _executor_states(self) -> dict[str, dict[str, Any]]:
-        for executor in self._seed_savers:
+        kept = self.state.executor_states
+        for executor in self.graph.state_key_savers:
             stage = SuperstepStage()
-            await executor.on_checkpointing(WorkflowContext(self, stage, executor.id))
+            await executor.on_checkpointing(
+                WorkflowContext(self.state, stage, executor.id, self.emit))
             if stage.state_updates:
-                self.queued_states.setdefault(executor.id, {}).update(stage.state_updates[executor.id])
-        states = {eid: state for eid, state in self.queued_states.items() if state}
-        for executor in self._maf_savers:
+                kept.setdefault(executor.id, {}).update(stage.state_updates[executor.id])
+        states = {eid: state for eid, state in kept.items() if state}
+        for executor in self.graph.state_dict_savers:
             saved = await executor.on_checkpoint_save()
             if not isinstance(saved, dict):
                 raise WorkflowCheckpointError(
@@ -342,19 +367,21 @@ class Runner:
 
     async def restore(self, checkpoint: WorkflowCheckpoint) -> None:
         """Make the run exactly what ``checkpoint`` recorded, then let executors reload."""
-        self.reset()
-        self.superstep = checkpoint.superstep
-        self.pending = [Message.from_dict(m) for m in checkpoint.messages]
-        self.fan_in = checkpoint.fan_in_buffers
-        self.pending_requests = {rid: PendingRequest.from_dict(r)
-                                 for rid, r in checkpoint.pending_requests.items()}
-        self.shared_state = SharedState(checkpoint.shared_state)
-        maf_only = {e.id for e in self._maf_savers + self._maf_restorers} - self._seed_style
-        self.queued_states = {eid: dict(state) for eid, state in checkpoint.executor_states.items()
-                              if eid not in maf_only}
-        self.last_checkpoint_id = checkpoint.checkpoint_id
-        for executor in self._seed_restorers:
-            await executor.on_checkpoint_restored(WorkflowContext(self, SuperstepStage(), executor.id))
-        for executor in self._maf_restorers:
-            await executor.on_checkpoint_restore(dict(checkpoint.executor_states.get(executor.id, {})))
-
+        state = self.state
+        graph = self.graph
+        state.superstep = checkpoint.superstep
+        state.pending = [Message.from_dict(m) for m in checkpoint.messages]
+        state.fan_in = checkpoint.fan_in_buffers
+        state.pending_requests = {rid: OpenRequest.from_dict(r)
+                                  for rid, r in checkpoint.pending_requests.items()}
+        state.shared_state = SharedState(checkpoint.shared_state)
+        state.executor_states = {eid: dict(saved)
+                                 for eid, saved in checkpoint.executor_states.items()
+                                 if eid not in graph.state_dict_only}
+        state.last_checkpoint_id = checkpoint.checkpoint_id
+        for executor in graph.state_key_restorers:
+            await executor.on_checkpoint_restored(
+                WorkflowContext(state, SuperstepStage(), executor.id, self.emit))
+        for executor in graph.state_dict_restorers:
+            await executor.on_checkpoint_restore(
+                dict(checkpoint.executor_states.get(executor.id, {})))

@@ -30,9 +30,6 @@ class SharedState:
     def delete(self, key: str) -> None:
         self._staged[key] = _DELETED
 
-    def has(self, key: str) -> bool:
-        return self.get(key, _DELETED) is not _DELETED
-
     def commit(self) -> None:
         for key, value in self._staged.items():
             if value is _DELETED:

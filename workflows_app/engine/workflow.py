@@ -2,49 +2,26 @@
 
 Build one with ``WorkflowBuilder``. An instance keeps the state of its current run, so
 ``run(responses=...)`` and ``run(checkpoint_id=...)`` continue it (resume); a new instance
-built from the same definition continues a checkpoint too (rehydrate).
+built from the same definition continues a checkpoint too (rehydrate). ``request_stop()``
+asks a run in progress to end at its next superstep boundary, after that checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from .checkpoints import KIND_ENTRY, KIND_RESPONSE, WorkflowCheckpoint
-from .edges import EdgeGroup, FanInEdgeGroup
-from .errors import WorkflowCheckpointError, WorkflowRunError
+from .edges import EdgeGroup
+from .errors import WorkflowRunError
 from .events import (CheckpointInfo, RequestInfoEvent, WorkflowEvent, WorkflowFailedEvent,
                      WorkflowRunResult, WorkflowRunState, WorkflowStartedEvent)
 from .executors import Executor
-from .messages import Message, PendingRequest
-from .runner import Runner, SuperstepFailed
+from .graph import WorkflowGraph
+from .messages import Message, OpenRequest
+from .runner import Runner, RunState, SuperstepFailed, check_responses
 from .storage import CheckpointStorage
 from .typing_utils import type_name
-
-
-def edge_group_signature(group: EdgeGroup) -> str:
-    """A readable, stable line for one edge group ("direct: a -> b if mod.cond")."""
-    line = f"{group.kind}: {', '.join(group.sources)} -> {', '.join(group.targets)}"
-    conditions = [c for c in group.conditions() if c is not None]
-    return f"{line} by {'; '.join(conditions)}" if conditions else line
-
-
-def describe_graph_difference(old: Any, new: dict[str, Any]) -> str:
-    """Say what differs between two graph signatures: executors and edges added/removed."""
-    if not isinstance(old, dict):
-        return "the checkpoint does not record the graph it was written by"
-    parts = []
-    if old.get("start") != new["start"]:
-        parts.append(f"start executor changed from '{old.get('start')}' to '{new['start']}'")
-    for label, key in (("executors", "executors"), ("edges", "edges")):
-        before, after = set(old.get(key) or ()), set(new[key])
-        if after - before:
-            parts.append(f"{label} added: {'; '.join(sorted(after - before))}")
-        if before - after:
-            parts.append(f"{label} removed: {'; '.join(sorted(before - after))}")
-    return ", ".join(parts) or "the graph signatures differ"
 
 
 class Workflow:
@@ -56,30 +33,39 @@ class Workflow:
                  description: str = "") -> None:
         self.name = name
         self.description = description
-        self.executors = executors
-        self.start_executor_id = start_executor_id
-        self.edge_groups = edge_groups
+        self.graph = WorkflowGraph(executors, start_executor_id, edge_groups)
         self.max_iterations = max_iterations
         self.checkpoint_storage = checkpoint_storage
-        self.outgoing: dict[str, list[EdgeGroup]] = {}
-        for group in edge_groups:
-            for source in group.sources:
-                self.outgoing.setdefault(source, []).append(group)
-        self.fan_in_groups = [g for g in edge_groups if isinstance(g, FanInEdgeGroup)]
-        self.graph_signature = {
-            "start": start_executor_id,
-            "executors": sorted(f"{e.id}: {e.type_name}" for e in executors.values()),
-            "edges": sorted(edge_group_signature(g) for g in edge_groups),
-        }
-        self.graph_signature_hash = hashlib.sha256(json.dumps(
-            self.graph_signature, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        self._runner = Runner(self)
+        self._run_state = RunState()
         self._running = False
+        self._runner: Runner | None = None  # while a run() is in progress
+        self._stop_reason: str | None = None  # asked for during this run() call
 
     # -- inspection -----------------------------------------------------------------------
     @property
+    def executors(self) -> dict[str, Executor]:
+        return self.graph.executors
+
+    @property
+    def start_executor_id(self) -> str:
+        return self.graph.start_executor_id
+
+    @property
     def start_executor(self) -> Executor:
-        return self.executors[self.start_executor_id]
+        return self.graph.start_executor
+
+    @property
+    def edge_groups(self) -> list[EdgeGroup]:
+        return self.graph.edge_groups
+
+    @property
+    def graph_signature(self) -> dict[str, Any]:
+        """What a checkpoint records of the graph: start, executors with types, edges."""
+        return self.graph.signature
+
+    @property
+    def graph_signature_hash(self) -> str:
+        return self.graph.signature_hash
 
     @property
     def input_types(self) -> list[Any]:
@@ -89,17 +75,17 @@ class Workflow:
     @property
     def state(self) -> WorkflowRunState | None:
         """The state of this instance's current or last run (None before the first)."""
-        return self._runner.state
+        return self._run_state.status
 
     @property
     def pending_requests(self) -> list[RequestInfoEvent]:
         """The requests this instance's run is waiting on."""
         return [RequestInfoEvent(r.request_id, r.source_executor_id, r.data, r.response_type)
-                for r in self._runner.pending_requests.values()]
+                for r in self._run_state.pending_requests.values()]
 
     def get_last_checkpoint_id(self) -> str | None:
         """The newest checkpoint this instance wrote or restored."""
-        return self._runner.last_checkpoint_id
+        return self._run_state.last_checkpoint_id
 
     def describe(self) -> dict[str, Any]:
         """The graph as JSON natives (executors with their types, edge groups), for UIs."""
@@ -139,6 +125,23 @@ class Workflow:
         args = (message, checkpoint_id, responses, checkpoint_storage, on_event)
         return self._stream(*args) if stream else self._collect(*args)
 
+    def request_stop(self, reason: str = "") -> bool:
+        """Ask the run in progress to stop at its next superstep boundary.
+
+        The superstep under way completes and writes its checkpoint; then, instead of
+        starting the next one, the run emits a ``stopped`` event naming that checkpoint
+        (and ``reason``) and ends with the state ``STOPPED``: not a failure, and ``run()``
+        returns normally. ``run(checkpoint_id=...)`` continues from there, on this instance
+        or another. A run that has no superstep left ends as usual (idle). Returns False,
+        doing nothing, when no run is in progress.
+        """
+        if not self._running:
+            return False
+        self._stop_reason = reason or "stop requested"
+        if self._runner is not None:
+            self._runner.stop_reason = self._stop_reason
+        return True
+
     async def _collect(self, *args: Any) -> WorkflowRunResult:
         result = WorkflowRunResult()
         await self._execute(*args, emit=result.append)
@@ -175,7 +178,6 @@ class Workflow:
         self._running = True
         try:
             storage = storage if storage is not None else self.checkpoint_storage
-            runner = self._runner
             # Validate everything before changing anything: a refused call leaves no trace.
             checkpoint = None
             if checkpoint_id is not None:
@@ -183,18 +185,18 @@ class Workflow:
                     raise WorkflowRunError("run(checkpoint_id=...) needs checkpoint storage: pass "
                                            "checkpoint_storage= to run() or to WorkflowBuilder")
                 checkpoint = await storage.load(checkpoint_id)
-                self._check_restorable(checkpoint)
+                self.graph.check_restorable(checkpoint, self.name)
                 if responses is not None:
-                    runner.check_responses(responses, {
-                        rid: PendingRequest.from_dict(r)
+                    check_responses(self.graph, responses, {
+                        rid: OpenRequest.from_dict(r)
                         for rid, r in checkpoint.pending_requests.items()})
             elif responses is not None:
-                if runner.state is not WorkflowRunState.IDLE_WITH_PENDING_REQUESTS:
+                if self._run_state.status is not WorkflowRunState.IDLE_WITH_PENDING_REQUESTS:
                     raise WorkflowRunError(
                         f"this workflow instance is not waiting on requests (state: "
-                        f"{runner.state}); to answer the requests of a checkpoint, pass its "
-                        f"checkpoint_id too")
-                runner.check_responses(responses, runner.pending_requests)
+                        f"{self._run_state.status}); to answer the requests of a checkpoint, "
+                        f"pass its checkpoint_id too")
+                check_responses(self.graph, responses, self._run_state.pending_requests)
             elif not self.start_executor.can_handle(message):
                 raise WorkflowRunError(
                     f"start executor '{self.start_executor_id}' does not accept a "
@@ -206,64 +208,50 @@ class Workflow:
                 def emit(event: WorkflowEvent) -> None:
                     on_event(event)
                     collect(event)
-            await self._advance(runner, message, checkpoint, responses, storage, emit)
+            if checkpoint is None and responses is None:
+                self._run_state = RunState()  # a fresh run forgets the previous one
+            runner = Runner(self.graph, self._run_state, workflow_name=self.name,
+                            max_iterations=self.max_iterations, storage=storage, emit=emit)
+            runner.stop_reason = self._stop_reason
+            self._runner = runner
+            await self._advance(runner, message, checkpoint, responses)
         finally:
             self._running = False
+            self._runner = None
+            self._stop_reason = None
 
     async def _advance(self, runner: Runner, message: Any, checkpoint: WorkflowCheckpoint | None,
-                       responses: dict[str, Any] | None, storage: CheckpointStorage | None,
-                       emit: Any) -> None:
-        runner.emit = emit
-        runner.storage = storage
+                       responses: dict[str, Any] | None) -> None:
+        state, emit = runner.state, runner.emit
         try:
             entry: CheckpointInfo | None = None
-            reemit: list[PendingRequest] = []
+            reemit: list[OpenRequest] = []
             if checkpoint is not None:
                 await runner.restore(checkpoint)
-                reemit = [r for rid, r in runner.pending_requests.items()
+                reemit = [r for rid, r in state.pending_requests.items()
                           if not responses or rid not in responses]
             elif responses is None:
-                runner.reset()
-                runner.pending = [Message(self.start_executor_id, None, message)]
+                state.pending = [Message(self.start_executor_id, None, message)]
             if responses:
                 runner.accept_responses(responses)
-            if storage is not None and (checkpoint is None or responses):
+            if runner.storage is not None and (checkpoint is None or responses):
                 entry = await runner.write_checkpoint(KIND_RESPONSE if responses else KIND_ENTRY)
             emit(WorkflowStartedEvent(entry))
             for request in reemit:
                 emit(RequestInfoEvent(request.request_id, request.source_executor_id,
                                       request.data, request.response_type))
-            if runner.pending:
-                runner.set_state(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS
-                                 if runner.pending_requests else WorkflowRunState.IN_PROGRESS)
+            if state.pending:
+                runner.set_status(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS
+                                  if state.pending_requests else WorkflowRunState.IN_PROGRESS)
             await runner.run_until_idle()
         except SuperstepFailed as failure:
             emit(WorkflowFailedEvent(failure.error, failure.executor_id))
-            runner.set_state(WorkflowRunState.FAILED)
+            runner.set_status(WorkflowRunState.FAILED)
             raise failure.error from None
         except asyncio.CancelledError:
-            runner.set_state(WorkflowRunState.CANCELLED)
+            runner.set_status(WorkflowRunState.CANCELLED)
             raise
         except Exception as error:
             emit(WorkflowFailedEvent(error))
-            runner.set_state(WorkflowRunState.FAILED)
+            runner.set_status(WorkflowRunState.FAILED)
             raise
-
-    def _check_restorable(self, checkpoint: WorkflowCheckpoint) -> None:
-        """Refuse a checkpoint of another graph, or one naming executors this graph lacks."""
-        if checkpoint.graph_signature_hash != self.graph_signature_hash:
-            difference = describe_graph_difference(checkpoint.metadata.get("graph"),
-                                                   self.graph_signature)
-            raise WorkflowCheckpointError(
-                f"checkpoint {checkpoint.checkpoint_id} was written by a different graph of "
-                f"workflow '{checkpoint.workflow_name}' than '{self.name}': {difference}")
-        known = self.executors
-        unknown = {m["target_id"] for m in checkpoint.messages if m["target_id"] not in known}
-        unknown |= {r["source_executor_id"] for r in checkpoint.pending_requests.values()
-                    if r["source_executor_id"] not in known}
-        unknown |= {eid for eid in checkpoint.executor_states if eid not in known}
-        groups = {g.buffer_id for g in self.fan_in_groups}
-        if unknown or any(gid not in groups for gid in checkpoint.fan_in_buffers):
-            raise WorkflowCheckpointError(
-                f"checkpoint {checkpoint.checkpoint_id} refers to executors or edges this "
-                f"workflow does not have: {', '.join(sorted(unknown)) or 'a fan-in buffer'}")
