@@ -59,11 +59,11 @@ def _in_thread_storage_class():
     # Made once: a class made per call would be garbage in a cycle after every restore.
     from django.db import connections
 
-    from workflows_app import store
+    from workflows_app import checkpoint_rows
 
     connection = connections["default"]  # an event loop's task would otherwise open its own
 
-    class InThread(store.DatabaseCheckpointStorage):
+    class InThread(checkpoint_rows.DatabaseCheckpointStorage):
         async def load(self, checkpoint_id: str):
             connections["default"] = connection
             return self._load(checkpoint_id)
@@ -95,7 +95,7 @@ def bench_in_process(workload: str, seed, expected, reps: int) -> dict:
     last-but-one checkpoint: ``resume_s`` as the peers measure it (``engine_resume``) and
     ``worker_resume_s`` through a worker's execution (lease, events, run row, live updates)."""
     from workflows_app import services
-    from workflows_app.execution import RunExecution
+    from workflows_app.worker import RunExecution
     from workflows_app.models import Checkpoint, Run, RunEvent
 
     totals, steps, sizes, events, resumes, worker_resumes = [], [], [], [], [], []
@@ -204,8 +204,8 @@ def bench_growth(processes: int, reps: int) -> list[dict]:
 
 def growth_process(reps: int) -> None:
     """One process of ``bench_growth``: prints a row per length with every time measured."""
-    from workflows_app import registry, services, store
-    from workflows_app.execution import RunExecution
+    from workflows_app import checkpoint_rows, registry, services
+    from workflows_app.worker import RunExecution
     from workflows_app.models import Run
 
     runs = {}
@@ -248,7 +248,7 @@ def growth_process(reps: int) -> None:
     for workload, steps in GROWTH_LENGTHS.items():
         print(json.dumps({
             "supersteps": steps, "checkpoints": runs[workload].checkpoints.count(),
-            "checkpoint_bytes_total": store.bytes_stored(runs[workload]),
+            "checkpoint_bytes_total": checkpoint_rows.bytes_stored(runs[workload]),
             "restore_newest_s": times[engine_restore, workload][1:],
             "worker_restore_newest_s": times[worker_restore, workload][1:]}), flush=True)
 

@@ -1,4 +1,4 @@
-"""Live updates of the dashboard over websockets (SPEC §2, issue 4).
+"""Live updates of the dashboard over websockets.
 
 ``/ws/runs/`` (``RunsConsumer``) streams the status changes of all runs;
 ``/ws/runs/<run_id>/`` (``RunEventsConsumer``) streams one run's events and status (from the
@@ -37,39 +37,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from workflows_app.live import RUNS_GROUP, run_group
 from workflows_app.models import Run, RunEvent
+from workflows_app.permissions import can_view
+from workflows_app.querysets import parse_seq
 
 logger = logging.getLogger(__name__)
 
-VIEW_PERMISSION = "workflows_app.view_run"
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 REPLAY_BATCH = 500  # events per message, replayed or live
-EVENT_FIELDS = ("seq", "type", "superstep", "executor_id", "data", "created_at")
-
-
-def may_view(user: Any) -> bool:
-    """Whether the socket's user may watch runs (superusers have every permission)."""
-    return bool(user is not None and user.is_authenticated and user.is_active
-                and user.has_perm(VIEW_PERMISSION))
-
-
-def event_record(row: dict[str, Any]) -> dict[str, Any]:
-    """A ``RunEvent`` row in the shape the worker publishes (``live.events_message``)."""
-    return {"seq": row["seq"], "type": row["type"], "superstep": row["superstep"],
-            "executor_id": row["executor_id"], "data": row["data"],
-            "created_at": row["created_at"].isoformat()}
-
-
-def parse_seq(value: Any) -> int | None:
-    """A ``seq`` given by the browser: a non-negative integer (or its decimal text)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value.isdigit():
-            return None
-        value = int(value)
-    return value if isinstance(value, int) and value >= 0 else None
 
 
 class _LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -137,7 +112,7 @@ class RunsConsumer(_LiveConsumer):
     """``/ws/runs/``: every run's status changes, as the runs list shows them."""
 
     async def connect(self) -> None:
-        if not await database_sync_to_async(may_view)(self.scope.get("user")):
+        if not await database_sync_to_async(can_view)(self.scope.get("user")):
             await self.refuse(CLOSE_FORBIDDEN)
             return
         await self.join(RUNS_GROUP)
@@ -184,7 +159,7 @@ class RunEventsConsumer(_LiveConsumer):
 
     @database_sync_to_async
     def authorize(self) -> int | None:
-        if not may_view(self.scope.get("user")):
+        if not can_view(self.scope.get("user")):
             return CLOSE_FORBIDDEN
         if not Run.objects.filter(pk=self.run_id).exists():
             return CLOSE_NOT_FOUND
@@ -259,9 +234,9 @@ class RunEventsConsumer(_LiveConsumer):
 
     @database_sync_to_async
     def read_events(self, after: int, upto: int | None = None) -> list[dict[str, Any]]:
-        rows = RunEvent.objects.filter(run_id=self.run_id, seq__gt=after).order_by("seq")
-        rows = rows.filter(seq__lte=upto) if upto is not None else rows[:REPLAY_BATCH]
-        return [event_record(row) for row in rows.values(*EVENT_FIELDS)]
+        """Events after ``after`` up to ``upto``; with no ``upto``, one batch of them."""
+        events = RunEvent.objects.filter(run_id=self.run_id).after(after, upto)
+        return (events if upto is not None else events[:REPLAY_BATCH]).records()
 
     @database_sync_to_async
     def read_status(self) -> tuple[str, int] | None:

@@ -11,7 +11,6 @@ urlpatterns = [
     path("runs/table/", views.runs_table, name="runs-table"),
     path("runs/<uuid:run_id>/", views.run_detail, name="run"),
     path("runs/<uuid:run_id>/parts/<slug:part>/", views.run_part, name="run-part"),
-    path("runs/<uuid:run_id>/events/", views.run_events, name="run-events"),
     path("runs/<uuid:run_id>/<slug:action>/", views.run_action, name="run-action"),
     path("workflows/", views.workflows, name="workflows"),
     path("workflows/<slug:name>/start/", views.start_run, name="start-run"),

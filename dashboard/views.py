@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -19,9 +19,8 @@ from django.views.decorators.http import require_POST
 
 from workflows_app import permissions, services
 from workflows_app.engine import WorkflowCheckpointError
-from workflows_app.diffs import diff_documents
-from workflows_app.models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
-from workflows_app.states import RequestStatus, RunStatus
+from workflows_app.models import Checkpoint, PendingRequest, RegisteredWorkflow, Run
+from workflows_app.states import RunStatus
 
 from .diagram import layout
 from .forms import ResponseForm, StartRunForm, example_input
@@ -32,12 +31,6 @@ RUN_PARTS = ("header", "requests", "checkpoints", "outputs")
 def _require(request, check) -> None:
     if not check(request.user):
         raise PermissionDenied("your account may not do this")
-
-
-def _error_status(error: services.ServiceError) -> int:
-    if isinstance(error, services.NotFound):
-        return 404
-    return 409 if isinstance(error, services.Conflict) else 400
 
 
 # --------------------------------------------------------------------------- runs
@@ -56,16 +49,12 @@ def runs_table(request):
 
 
 def _runs_context(request) -> dict[str, Any]:
-    queryset = Run.objects.select_related("workflow", "created_by").order_by("-created_at")
     status, workflow = request.GET.get("status", ""), request.GET.get("workflow", "")
-    if status:
-        queryset = queryset.filter(status=status)
-    if workflow:
-        queryset = queryset.filter(workflow__name=workflow)
-    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    page = Paginator(Run.objects.filter_by(status=status, workflow=workflow), 50).get_page(
+        request.GET.get("page"))
     return {"page": page, "runs": page.object_list, "status": status, "workflow": workflow,
             "statuses": RunStatus.choices,
-            "workflows": Workflow.objects.filter(is_registered=True)}
+            "workflows": RegisteredWorkflow.objects.filter(is_registered=True)}
 
 
 # --------------------------------------------------------------------------- workflows
@@ -74,7 +63,7 @@ def workflows(request, bound: dict[str, StartRunForm] | None = None, status: int
     """Every registered workflow: its graph and a form to start a run."""
     _require(request, permissions.can_view)
     items = []
-    for workflow in Workflow.objects.filter(is_registered=True):
+    for workflow in RegisteredWorkflow.objects.filter(is_registered=True):
         form = (bound or {}).get(workflow.name) or StartRunForm(
             workflow.input_schema, initial={"input": example_input(workflow.input_schema)})
         items.append({"workflow": workflow, "form": form, "diagram": layout(workflow.graph)})
@@ -85,7 +74,7 @@ def workflows(request, bound: dict[str, StartRunForm] | None = None, status: int
 @require_POST
 def start_run(request, name: str):
     _require(request, permissions.can_operate)
-    workflow = get_object_or_404(Workflow, name=name, is_registered=True)
+    workflow = get_object_or_404(RegisteredWorkflow, name=name, is_registered=True)
     form = StartRunForm(workflow.input_schema, request.POST)
     if form.is_valid():
         try:
@@ -106,7 +95,7 @@ def _get_run(run_id) -> Run:
 
 
 def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]:
-    open_requests = list(run.requests.filter(status=RequestStatus.OPEN).order_by("created_at"))
+    open_requests = list(run.requests.open().order_by("created_at"))
     checkpoints = list(run.checkpoints.order_by("created_at").only(
         "checkpoint_id", "superstep", "kind", "created_at", "size_bytes", "json_bytes",
         "pending_request_count", "previous_id"))
@@ -170,14 +159,8 @@ def run_detail(request, run_id):
     run = _get_run(run_id)
     context = _run_context(request, run)
     context["events"] = list(run.events.order_by("-seq")[:300])[::-1]
-    context["events_json"] = [_event_json(e) for e in context["events"]]
+    context["events_json"] = [event.record() for event in context["events"]]
     return render(request, "dashboard/run_detail.html", context)
-
-
-def _event_json(event: RunEvent) -> dict[str, Any]:
-    return {"seq": event.seq, "type": event.type, "superstep": event.superstep,
-            "executor_id": event.executor_id, "data": event.data,
-            "created_at": event.created_at.isoformat()}
 
 
 @login_required
@@ -221,8 +204,8 @@ def run_action(request, run_id, action: str):
 def requests_inbox(request, bound: dict | None = None, status: int = 200):
     """Every open request across runs, newest first, each with its form."""
     _require(request, permissions.can_view)
-    pending = PendingRequest.objects.filter(status=RequestStatus.OPEN).select_related(
-        "run__workflow").order_by("-created_at")
+    pending = PendingRequest.objects.open().select_related("run__workflow").order_by(
+        "-created_at")
     return render(request, "dashboard/requests.html", {
         "requests": [_request_item(r, (bound or {}).get(r.pk)) for r in pending],
         "can_approve": permissions.can_approve(request.user)}, status=status)
@@ -267,10 +250,10 @@ def checkpoint_detail(request, checkpoint_id: str):
     _require(request, permissions.can_view)
     checkpoint = get_object_or_404(Checkpoint.objects.select_related("run__workflow"),
                                    pk=checkpoint_id)
-    previous = Checkpoint.objects.filter(pk=checkpoint.previous_id).first()
+    previous = checkpoint.previous_checkpoint()
     try:
         document = checkpoint.decoded()
-        changes = diff_documents(previous.decoded() if previous else None, document)
+        changes = checkpoint.diff_to(previous)
         problem = ""
     except WorkflowCheckpointError as error:  # names the corrupt row
         document, changes, problem = {}, [], str(error)
@@ -300,13 +283,3 @@ def checkpoint_export(request, checkpoint_id: str):
     response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="checkpoint-{checkpoint_id}.json"'
     return response
-
-
-@login_required
-def run_events(request, run_id):
-    """Events after ``?after=<seq>`` as JSON (the page's fallback when its socket is down)."""
-    _require(request, permissions.can_view)
-    run = _get_run(run_id)
-    after = int(request.GET.get("after", "0") or 0)
-    events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:500]
-    return JsonResponse({"status": run.status, "events": [_event_json(e) for e in events]})

@@ -330,7 +330,7 @@ class Installation:
 
     def enqueue(self, run_id: str) -> None:
         self.manage("shell", "-c",
-                    f"from workflows_app.tasks import enqueue_run; enqueue_run({run_id!r})")
+                    f"from workflows_app.task_queue import enqueue_run; enqueue_run({run_id!r})")
 
     def respond(self, request_id: str, response: Any) -> dict:
         return self.shell(
@@ -388,7 +388,7 @@ class Installation:
         return rows
 
     def checkpoints(self, run_id: str) -> dict[str, dict]:
-        rows = self.query("SELECT checkpoint_id, superstep, kind, previous_id, outputs, "
+        rows = self.query("SELECT checkpoint_id, superstep, kind, previous_id, "
                           "pending_request_count FROM workflows_app_checkpoint WHERE run_id = ?",
                           (uuid.UUID(run_id).hex,))
         return {row["checkpoint_id"]: row for row in rows}

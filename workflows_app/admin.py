@@ -1,7 +1,8 @@
 """The Django admin: an audit view of workflows, runs, checkpoints, requests and events.
 
 Everything is read-only here; the actions (resume, rehydrate, export, cancel) call
-``services`` like every other entry point.
+``services`` like every other entry point. The activity trail (``OperatorAction``) is
+searchable by user, kind and run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import permissions, services
-from .diffs import diff_documents
 from .engine import WorkflowCheckpointError
-from .models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
+from .models import (Checkpoint, OperatorAction, PendingRequest, RegisteredWorkflow, Run,
+                     RunEvent)
 
 
 def _pretty(value) -> str:
@@ -61,8 +62,8 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-@admin.register(Workflow)
-class WorkflowAdmin(ReadOnlyAdmin):
+@admin.register(RegisteredWorkflow)
+class RegisteredWorkflowAdmin(ReadOnlyAdmin):
     list_display = ("name", "title", "is_registered", "graph_signature_hash", "synced_at")
     list_filter = ("is_registered",)
     search_fields = ("name", "title")
@@ -124,8 +125,7 @@ class RunAdmin(ReadOnlyAdmin):
                        "finished_at", "parent_link", "source_link", "head_link",
                        "checkpoints_link", "events_link", "cancel_requested", "lease_owner",
                        "lease_expires_at", "attempts")
-    exclude = ("input", "outputs", "parent_run", "source_checkpoint", "head_checkpoint",
-               "restore_from")
+    exclude = ("input", "outputs", "parent_run", "source_checkpoint", "head_checkpoint")
     # Checkpoints and events can number thousands: linked, filtered lists, not inlines.
     inlines = [RequestInline]
 
@@ -179,7 +179,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
                        "previous_link", "next_links", "graph_signature_hash", "stored_as",
                        "size_bytes", "json_bytes", "content_hash", "created_at",
                        "diff_to_previous", "decoded_document")
-    exclude = ("document", "run", "previous", "outputs", "base", "chain_position")
+    exclude = ("document", "run", "previous", "base", "chain_position")
     actions = ["resume_from", "rehydrate_from", "export"]
 
     @admin.display(description="run")
@@ -188,7 +188,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
 
     @admin.display(description="previous checkpoint")
     def previous_link(self, obj):
-        previous = Checkpoint.objects.filter(pk=obj.previous_id).first()
+        previous = obj.previous_checkpoint()
         return _link(previous) if previous else (obj.previous_id or "–")
 
     @admin.display(description="next checkpoints")
@@ -213,12 +213,10 @@ class CheckpointAdmin(ReadOnlyAdmin):
 
     @admin.display(description="diff to previous")
     def diff_to_previous(self, obj):
-        previous = Checkpoint.objects.filter(pk=obj.previous_id).first()
         try:
-            changes = diff_documents(previous.decoded() if previous else None, obj.decoded())
-        except WorkflowCheckpointError as error:
+            return _pretty(obj.diff_to(obj.previous_checkpoint()))
+        except WorkflowCheckpointError as error:  # names the corrupt row
             return str(error)
-        return _pretty(changes)
 
     def _one(self, request, queryset):
         if queryset.count() != 1:
@@ -286,3 +284,25 @@ class RunEventAdmin(ReadOnlyAdmin):
     list_display = ("run", "seq", "type", "superstep", "executor_id", "created_at")
     list_filter = (RunFilter, "type")
     list_select_related = ("run__workflow",)
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    """The activity trail: who did what to which run, and when."""
+
+    list_display = ("created_at", "kind", "username", "run_link", "checkpoint_id")
+    list_filter = ("kind", RunFilter, "created_at")
+    search_fields = ("username", "checkpoint_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("run__workflow",)
+    readonly_fields = ("created_at", "kind", "user", "username", "run_link", "checkpoint_id",
+                       "request", "detail_json")
+    exclude = ("run", "detail")
+
+    @admin.display(description="run")
+    def run_link(self, obj):
+        return _link(obj.run)
+
+    @admin.display(description="detail")
+    def detail_json(self, obj):
+        return _pretty(obj.detail)

@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from .conf import stepstone_settings
+from .models import RunEvent
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +122,7 @@ def _coalesce(messages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dic
 
 def events_message(run_id: Any, events: Iterable[dict]) -> list[tuple[str, dict[str, Any]]]:
     """The message carrying recorded ``RunEvent`` rows (dicts of their columns)."""
-    records = [{"seq": e["seq"], "type": e["type"], "superstep": e["superstep"],
-                "executor_id": e["executor_id"], "data": e["data"],
-                "created_at": e["created_at"].isoformat()} for e in events]
+    records = [RunEvent.record_of(row) for row in events]
     if not records:
         return []
     return [(run_group(run_id), {"type": "run.events", "run_id": str(run_id), "events": records})]

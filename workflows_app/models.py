@@ -1,21 +1,28 @@
-"""Stepstone's records: workflow definitions, runs, their checkpoints, requests and events.
+"""Stepstone's records: registered workflows, runs, their checkpoints, requests and events,
+and the operator actions taken on them.
 
-Rows are written only by ``workflows_app.services`` and the worker (``execution.py``).
-Checkpoint rows are immutable once written; events are append-only.
+Rows are written only by ``workflows_app.services``, the run lifecycle (``lifecycle.py``) and
+the worker (``worker/``). Checkpoint rows are immutable once written; events and actions are
+append-only. Reads shared by several entry points are queryset methods (``querysets.py``).
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any, Mapping
 
 from django.conf import settings
 from django.db import models
 
-from .states import CheckpointKind, RequestStatus, RunStatus
+from .diffs import diff_documents
+from .querysets import (CheckpointQuerySet, PendingRequestQuerySet, RunEventQuerySet,
+                        RunQuerySet)
+from .states import ActionKind, CheckpointKind, RequestStatus, RunStatus
 
 
-class Workflow(models.Model):
-    """A workflow definition registered in code, as last synced to the database."""
+class RegisteredWorkflow(models.Model):
+    """A workflow definition registered in code (``registry``), as last synced to the
+    database. (The engine's ``Workflow`` is the runnable object a definition builds.)"""
 
     name = models.SlugField(max_length=100, unique=True)
     title = models.CharField(max_length=200)
@@ -27,17 +34,25 @@ class Workflow(models.Model):
     synced_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "workflows_app_workflow"
         ordering = ["name"]
+        verbose_name = "workflow"
 
     def __str__(self) -> str:
         return self.title or self.name
+
+
+# The SPEC's name for the model, kept for code written against it; Stepstone's own code says
+# RegisteredWorkflow, so it never meets the engine's Workflow in one module.
+Workflow = RegisteredWorkflow
 
 
 class Run(models.Model):
     """One execution of a workflow, possibly rehydrated from another run's checkpoint."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    workflow = models.ForeignKey(RegisteredWorkflow, on_delete=models.PROTECT,
+                                 related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     input = models.JSONField(null=True, blank=True, help_text="encoded input message")
     outputs = models.JSONField(default=list, blank=True, help_text="encoded outputs, in order")
@@ -54,17 +69,18 @@ class Run(models.Model):
     source_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True,
                                           on_delete=models.SET_NULL, related_name="+",
                                           help_text="checkpoint this run was rehydrated from")
-    # Rewritten at every checkpoint: no index to maintain (nothing looks runs up by them).
-    head_checkpoint = models.ForeignKey("Checkpoint", null=True, blank=True, db_index=False,
-                                        on_delete=models.SET_NULL, related_name="+",
-                                        help_text="newest checkpoint: where the run continues")
-    restore_from = models.ForeignKey("Checkpoint", null=True, blank=True, db_index=False,
-                                     on_delete=models.SET_NULL, related_name="+",
-                                     help_text="checkpoint the next execution restores first")
+    # Rewritten at every checkpoint: no index to maintain (nothing looks runs up by it).
+    head_checkpoint = models.ForeignKey(
+        "Checkpoint", null=True, blank=True, db_index=False, on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="where the run continues: its newest checkpoint, or the one it was resumed "
+                  "or rehydrated from; empty: it starts from its input")
     cancel_requested = models.BooleanField(default=False)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="executions started")
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -82,7 +98,7 @@ class Checkpoint(models.Model):
     """One engine checkpoint. ``document`` holds the run's record at this checkpoint (the
     engine's checkpoint document and the run's outputs so far) as compact, compressed JSON
     (``row_bytes``): whole when ``base`` is empty, else as a delta against ``base``, an earlier
-    row of the same run (see ``store.py``). Never modified once written."""
+    row of the same run (see ``checkpoint_rows.py``). Never modified once written."""
 
     checkpoint_id = models.CharField(max_length=64, primary_key=True)
     # Indexed by (run, created_at) below; a second index on run alone would only cost writes.
@@ -108,9 +124,9 @@ class Checkpoint(models.Model):
     json_bytes = models.PositiveIntegerField(default=0, help_text="bytes of the stored JSON")
     content_hash = models.CharField(max_length=64, help_text="sha256 of the stored bytes")
     pending_request_count = models.PositiveIntegerField(default=0)
-    outputs = models.JSONField(default=list, blank=True,
-                               help_text="encoded outputs yielded in the superstep it ends")
     created_at = models.DateTimeField()
+
+    objects = CheckpointQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]
@@ -122,12 +138,28 @@ class Checkpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} @ superstep {self.superstep} ({self.checkpoint_id[:8]})"
 
-    def decoded(self) -> dict:
-        """The engine's checkpoint document as JSON natives (type tags left in place), its
-        deltas applied; raises ``WorkflowCheckpointError`` if a stored row is corrupt."""
-        from .store import read_document  # store builds on these models
+    def record(self) -> dict[str, Any]:
+        """The run's record at this checkpoint, ``{"checkpoint": ..., "outputs": [...]}``,
+        its deltas applied; raises ``WorkflowCheckpointError`` naming a corrupt row."""
+        return Checkpoint.objects.read_record(self.checkpoint_id)
 
-        return read_document(self.checkpoint_id)
+    def decoded(self) -> dict[str, Any]:
+        """The engine's checkpoint document as JSON natives (type tags left in place);
+        raises ``WorkflowCheckpointError`` naming a corrupt row."""
+        return self.record()["checkpoint"]
+
+    def previous_checkpoint(self) -> "Checkpoint | None":
+        """The checkpoint this one follows in its lineage (None for the first, or when it
+        lives in another installation, for an imported one)."""
+        if self.previous_id is None:
+            return None
+        return Checkpoint.objects.filter(pk=self.previous_id).first()
+
+    def diff_to(self, other: "Checkpoint | None") -> list[dict[str, Any]]:
+        """What changed from ``other`` to this checkpoint (``diffs.diff_documents``; with no
+        ``other``, everything is new); raises ``WorkflowCheckpointError`` naming a corrupt
+        row."""
+        return diff_documents(other.decoded() if other is not None else None, self.decoded())
 
 
 class PendingRequest(models.Model):
@@ -150,6 +182,8 @@ class PendingRequest(models.Model):
                                     on_delete=models.SET_NULL, related_name="+")
     answered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PendingRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -174,9 +208,54 @@ class RunEvent(models.Model):
     data = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField()
 
+    objects = RunEventQuerySet.as_manager()
+
+    # An event as pages and websockets receive it (``record_of``), and the columns it needs.
+    RECORD_FIELDS = ("seq", "type", "superstep", "executor_id", "data", "created_at")
+
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_run_seq")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"
+
+    @staticmethod
+    def record_of(row: Mapping[str, Any]) -> dict[str, Any]:
+        """An event's record from its column values (a ``values()`` row, a row the worker
+        is about to insert, or an instance's ``__dict__``)."""
+        return {"seq": row["seq"], "type": row["type"], "superstep": row["superstep"],
+                "executor_id": row["executor_id"], "data": row["data"],
+                "created_at": row["created_at"].isoformat()}
+
+    def record(self) -> dict[str, Any]:
+        return self.record_of(self.__dict__)
+
+
+class OperatorAction(models.Model):
+    """Something a person (or, with no ``user``, the system: a scheduled sweep, a command)
+    did to runs: start, resume, rehydrate, cancel, answer, import, prune. Append-only: the
+    activity trail pages and the admin show."""
+
+    kind = models.CharField(max_length=16, choices=ActionKind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.SET_NULL, related_name="+")
+    # The user's name as it was: the trail stays readable if the account is deleted.
+    username = models.CharField(max_length=150, blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE,
+                            related_name="actions")
+    # Text, not a foreign key: the trail outlives the checkpoints retention deletes.
+    checkpoint_id = models.CharField(max_length=64, blank=True)
+    request = models.ForeignKey(PendingRequest, null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="actions")
+    detail = models.JSONField(default=dict, blank=True,
+                              help_text="what the action took or changed, e.g. the answer")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["run", "-created_at"], name="action_run_created"),
+                   models.Index(fields=["kind", "-created_at"], name="action_kind_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.username or 'the system'}"

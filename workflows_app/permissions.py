@@ -1,5 +1,7 @@
-"""Who may do what. Views and the API ask here; the groups are made by a migration:
-viewers (view), operators (+ start, resume, rehydrate, cancel), approvers (+ answer)."""
+"""Who may do what. Pages, the API, the admin's actions and the websockets ask here; the
+groups are made by a migration: viewers (view), operators (+ start, resume, rehydrate,
+cancel), approvers (+ answer). An inactive account may do nothing (as Django's own
+permission backend decides, stated here so no caller depends on the backend)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,18 @@ OPERATE = "workflows_app.operate_run"
 APPROVE = "workflows_app.answer_request"
 
 
+def _may(user: Any, permission: str) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active
+                and user.has_perm(permission))
+
+
 def can_view(user: Any) -> bool:
-    return bool(user and user.is_authenticated and user.has_perm(VIEW))
+    return _may(user, VIEW)
 
 
 def can_operate(user: Any) -> bool:
-    return bool(user and user.is_authenticated and user.has_perm(OPERATE))
+    return _may(user, OPERATE)
 
 
 def can_approve(user: Any) -> bool:
-    return bool(user and user.is_authenticated and user.has_perm(APPROVE))
+    return _may(user, APPROVE)

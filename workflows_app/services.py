@@ -3,7 +3,8 @@
 Views, the API, admin actions, tasks and management commands call these functions; none of
 them writes models on its own. Each function validates its input, raises a ``ServiceError``
 subclass whose message names the problem, and either completes or changes nothing (every
-function runs in one transaction; tasks are enqueued only once it commits).
+function runs in one transaction; tasks are enqueued only once it commits). Status changes
+of runs, and the record of who asked for them, are the run lifecycle's (``lifecycle.py``).
 """
 
 from __future__ import annotations
@@ -21,35 +22,23 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import live, registry
+from . import lifecycle, registry
+from .checkpoint_rows import CheckpointWriter
 from .conf import stepstone_settings
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
 from .engine.encoding import decode_type, encode_value
 from .engine.errors import WorkflowError
-from .models import Checkpoint, PendingRequest, Run, Workflow
+from .errors import Conflict, InvalidInput, NotFound, ServiceError
+from .models import Checkpoint, PendingRequest, RegisteredWorkflow, Run
 from .schemas import InvalidValue, coerce, coerce_any, json_schema
-from .states import CheckpointKind, RequestStatus, RunStatus
-from .store import CheckpointWriter
+from .states import ActionKind, CheckpointKind, RequestStatus, RunStatus
+from .task_queue import enqueue_run
+
+__all__ = ["ServiceError", "InvalidInput", "NotFound", "Conflict"]  # and the functions below
 
 EXPORT_FORMAT = "stepstone.checkpoint"
 EXPORT_VERSION = 1
 MAX_SUPERSTEP = 2**31 - 1  # the largest superstep an integer column holds on every database
-
-
-class ServiceError(Exception):
-    """A request the services refuse; the message says what is wrong."""
-
-
-class InvalidInput(ServiceError):
-    """The input is malformed or of the wrong type (HTTP 400)."""
-
-
-class NotFound(ServiceError):
-    """The workflow, run, checkpoint or request does not exist (HTTP 404)."""
-
-
-class Conflict(ServiceError):
-    """The action conflicts with the current state, e.g. resuming a running run (HTTP 409)."""
 
 
 def _storable(value: Any, what: str) -> Any:
@@ -71,15 +60,6 @@ def _storable(value: Any, what: str) -> Any:
             except UnicodeEncodeError:
                 raise InvalidInput(f"{what}: text must not contain unpaired surrogates") from None
     return value
-
-
-def _enqueue(run_id: Any) -> None:
-    from .tasks import enqueue_run
-    transaction.on_commit(lambda: enqueue_run(run_id))
-
-
-def _announce(run: Run) -> None:
-    transaction.on_commit(lambda: live.publish_status(run.pk, run.status))
 
 
 # --------------------------------------------------------------------------- accounts
@@ -109,7 +89,7 @@ def ensure_operator_account(username: str = "operator") -> OperatorAccount:
 
 # --------------------------------------------------------------------------- definitions
 @transaction.atomic
-def sync_workflows() -> list[Workflow]:
+def sync_workflows() -> list[RegisteredWorkflow]:
     """Mirror the registered definitions into ``Workflow`` rows (graph, signature, schema)."""
     synced = []
     for definition in registry.all_definitions():
@@ -117,12 +97,13 @@ def sync_workflows() -> list[Workflow]:
         input_types = workflow.input_types
         schema = json_schema(input_types[0]) if len(input_types) == 1 else {
             "anyOf": [json_schema(t) for t in input_types]}
-        row, _ = Workflow.objects.update_or_create(name=definition.name, defaults={
+        row, _ = RegisteredWorkflow.objects.update_or_create(name=definition.name, defaults={
             "title": definition.title, "description": definition.description,
             "graph": workflow.describe(), "graph_signature_hash": workflow.graph_signature_hash,
             "input_schema": schema, "is_registered": True})
         synced.append(row)
-    Workflow.objects.exclude(name__in=[w.name for w in synced]).update(is_registered=False)
+    RegisteredWorkflow.objects.exclude(name__in=[w.name for w in synced]).update(
+        is_registered=False)
     return synced
 
 
@@ -141,13 +122,13 @@ def ensure_retention_schedule() -> None:
 
 
 def _ensure_schedule(name: str, func: str, **timing: Any) -> None:
-    from django_q.models import Schedule
+    from django_q.models import Schedule  # django-q2's models: only once apps are loaded
     Schedule.objects.update_or_create(name=name, defaults={"func": func, "repeats": -1,
                                                            **timing})
 
 
-def _registered_workflow(name: str) -> tuple[Workflow, registry.WorkflowDefinition]:
-    row = Workflow.objects.filter(name=name, is_registered=True).first()
+def _registered_workflow(name: str) -> tuple[RegisteredWorkflow, registry.WorkflowDefinition]:
+    row = RegisteredWorkflow.objects.filter(name=name, is_registered=True).first()
     try:
         definition = registry.get_definition(name)
     except registry.UnknownWorkflow as error:
@@ -172,14 +153,7 @@ def start_run(workflow_name: str, input_value: Any, user: Any = None) -> Run:
     _storable(encoded, "input")
     if message is None:
         raise InvalidInput("input: a value is required")
-    run = Run.objects.create(workflow=row, input=encoded, created_by=_user(user))
-    _enqueue(run.pk)
-    _announce(run)
-    return run
-
-
-def _user(user: Any) -> Any:
-    return user if user is not None and getattr(user, "is_authenticated", False) else None
+    return lifecycle.create_run(row, action=ActionKind.START, user=user, input=encoded)
 
 
 def _locked_run(run_id: Any) -> Run:
@@ -213,21 +187,13 @@ def _check_graph(run: Run, checkpoint: Checkpoint) -> None:
 @transaction.atomic
 def resume_run(run_id: Any, checkpoint_id: Any, user: Any = None) -> Run:
     """Continue ``run`` from one of its checkpoints; later work of the run is abandoned
-    (its checkpoints stay, as another branch of the lineage)."""
+    (its checkpoints stay, as another branch of the lineage) and the requests of the
+    abandoned state are cancelled."""
     run = _locked_run(run_id)
     checkpoint = _checkpoint_of(run, checkpoint_id)
-    if run.status in RunStatus.active():
-        raise Conflict(f"run {run.pk} is {run.status}; wait for it or cancel it first")
     _check_graph(run, checkpoint)
-    # Requests of the abandoned state are cancelled; the restored checkpoint re-opens its own.
-    run.requests.filter(delivered=False).exclude(status=RequestStatus.CANCELLED).update(
-        status=RequestStatus.CANCELLED)
-    Run.objects.filter(pk=run.pk).update(
-        status=RunStatus.QUEUED, restore_from=checkpoint, error="", finished_at=None,
-        cancel_requested=False, updated_at=timezone.now())
+    lifecycle.resume(run, checkpoint, user)
     run.refresh_from_db()
-    _enqueue(run.pk)
-    _announce(run)
     return run
 
 
@@ -237,30 +203,18 @@ def rehydrate_run(run_id: Any, checkpoint_id: Any, user: Any = None) -> Run:
     run = _locked_run(run_id)
     checkpoint = _checkpoint_of(run, checkpoint_id)
     _check_graph(run, checkpoint)
-    new = Run.objects.create(
-        workflow=run.workflow, input=run.input, created_by=_user(user), parent_run=run,
-        source_checkpoint=checkpoint, restore_from=checkpoint,
-        current_superstep=checkpoint.superstep)
-    _enqueue(new.pk)
-    _announce(new)
-    return new
+    return lifecycle.create_run(
+        run.workflow, action=ActionKind.REHYDRATE, user=user, input=run.input, parent_run=run,
+        source_checkpoint=checkpoint, current_superstep=checkpoint.superstep,
+        detail={"source_run": str(run.pk), "superstep": checkpoint.superstep})
 
 
 @transaction.atomic
 def cancel_run(run_id: Any, user: Any = None) -> Run:
     """Stop a run: at once if nothing executes it, else at its next checkpoint."""
     run = _locked_run(run_id)
-    if run.status in RunStatus.finished():
-        raise Conflict(f"run {run.pk} is already {run.status}")
-    if run.status == RunStatus.RUNNING:
-        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
-    else:
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED,
-                                             finished_at=timezone.now(), cancel_requested=True)
-        run.requests.filter(status__in=[RequestStatus.OPEN, RequestStatus.ANSWERED],
-                            delivered=False).update(status=RequestStatus.CANCELLED)
+    lifecycle.cancel(run, user)
     run.refresh_from_db()
-    _announce(run)
     return run
 
 
@@ -279,6 +233,7 @@ def respond(request_key: Any, response_value: Any, user: Any = None) -> PendingR
     if request.status != RequestStatus.OPEN:
         who = f" by {request.answered_by}" if request.answered_by else ""
         raise Conflict(f"request {request_id} is {request.status}{who}; it cannot be answered")
+
     try:
         response_type = decode_type(request.response_type)
         value = coerce(response_value, response_type, what="response")
@@ -286,15 +241,7 @@ def respond(request_key: Any, response_value: Any, user: Any = None) -> PendingR
     except (InvalidValue, WorkflowError) as error:
         raise InvalidInput(str(error)) from None
     _storable(encoded, "response")
-    run = _locked_run(request.run_id)
-    PendingRequest.objects.filter(pk=request.pk).update(
-        status=RequestStatus.ANSWERED, response=encoded, answered_by=_user(user),
-        answered_at=timezone.now())
-    if run.status == RunStatus.WAITING:
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, updated_at=timezone.now())
-        run.status = RunStatus.QUEUED
-        _enqueue(run.pk)
-        _announce(run)
+    lifecycle.answer(request, _locked_run(request.run_id), encoded, user)
     request.refresh_from_db()
     return request
 
@@ -307,7 +254,6 @@ def recover_stale_runs() -> list[Any]:
         Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
         | Q(status=RunStatus.QUEUED, lease_owner="", updated_at__lt=stale_queued)
     ).values_list("pk", flat=True))
-    from .tasks import enqueue_run
     for run_id in run_ids:
         enqueue_run(run_id)
     return run_ids
@@ -321,7 +267,8 @@ class PruneReport:
     bytes: int = 0  # their stored bytes
 
 
-def prune_checkpoints(keep: int | None = None, dry_run: bool = False) -> PruneReport:
+def prune_checkpoints(keep: int | None = None, dry_run: bool = False,
+                      user: Any = None) -> PruneReport:
     """Delete old checkpoints of finished runs, keeping per run:
 
     - its ``keep`` newest checkpoints (default ``RETAIN_CHECKPOINTS``; 0 keeps everything),
@@ -333,7 +280,8 @@ def prune_checkpoints(keep: int | None = None, dry_run: bool = False) -> PruneRe
 
     Runs that are not finished are never touched. Each run is pruned in its own
     transaction with its row locked, so a resume racing the sweep either comes first (and
-    the run is skipped) or finds the kept checkpoints intact.
+    the run is skipped) or finds the kept checkpoints intact. Each pruned run records the
+    prune in its activity trail, by ``user`` (None: the scheduled sweep or a command).
     """
     keep = stepstone_settings.RETAIN_CHECKPOINTS if keep is None else keep
     if keep < 0:
@@ -345,7 +293,7 @@ def prune_checkpoints(keep: int | None = None, dry_run: bool = False) -> PruneRe
                   .order_by().values("run_id").annotate(count=Count("checkpoint_id"))
                   .filter(count__gt=keep).values_list("run_id", flat=True))
     for run_id in list(candidates):
-        deleted, size = _prune_run(run_id, keep, dry_run)
+        deleted, size = _prune_run(run_id, keep, dry_run, user)
         if deleted:
             report.runs += 1
             report.checkpoints += deleted
@@ -354,16 +302,16 @@ def prune_checkpoints(keep: int | None = None, dry_run: bool = False) -> PruneRe
 
 
 @transaction.atomic
-def _prune_run(run_id: Any, keep: int, dry_run: bool) -> tuple[int, int]:
+def _prune_run(run_id: Any, keep: int, dry_run: bool, user: Any) -> tuple[int, int]:
     run = _locked_run(run_id)
     if run.status not in RunStatus.finished():
         return 0, 0  # resumed since the sweep listed it
     rows = list(Checkpoint.objects.filter(run=run).order_by("created_at")
                 .values_list("checkpoint_id", "base_id", "pending_request_count", "size_bytes"))
-    kept = {row[0] for row in rows[-keep:]} | {run.head_checkpoint_id, run.restore_from_id}
+    kept = {row[0] for row in rows[-keep:]} | {run.head_checkpoint_id}
     kept |= set(Run.objects.filter(source_checkpoint__run=run)
                 .values_list("source_checkpoint_id", flat=True))
-    if run.requests.filter(status=RequestStatus.OPEN).exists():
+    if run.requests.open().exists():
         kept |= {row[0] for row in rows if row[2]}
     bases = {row[0]: row[1] for row in rows}
     for checkpoint_id in list(kept):  # and what they are stored against
@@ -376,6 +324,8 @@ def _prune_run(run_id: Any, keep: int, dry_run: bool) -> tuple[int, int]:
         for start in range(len(doomed), 0, -500):
             batch = [row[0] for row in doomed[max(0, start - 500):start]]
             Checkpoint.objects.filter(pk__in=batch).delete()
+        lifecycle.record_action(ActionKind.PRUNE, user, run=run, detail={
+            "checkpoints": len(doomed), "bytes": sum(row[3] for row in doomed), "keep": keep})
     return len(doomed), sum(row[3] for row in doomed)
 
 
@@ -430,10 +380,11 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     if Checkpoint.objects.filter(pk=checkpoint.checkpoint_id).exists():
         raise Conflict(f"checkpoint {checkpoint.checkpoint_id} is already stored here")
     waiting = bool(checkpoint.pending_requests)
-    run = Run.objects.create(
-        workflow=row, input=None, created_by=_user(user), current_superstep=checkpoint.superstep,
+    run = lifecycle.create_run(
+        row, action=ActionKind.IMPORT, user=user, current_superstep=checkpoint.superstep,
         status=RunStatus.WAITING if waiting else RunStatus.CANCELLED,
-        error="" if waiting else "imported checkpoint: resume or rehydrate it to continue")
+        error="" if waiting else "imported checkpoint: resume or rehydrate it to continue",
+        checkpoint_id=checkpoint.checkpoint_id)
     stored = CheckpointWriter(run.pk).row(checkpoint, [])  # stored whole: a chain's start
     stored.previous_id = None  # its parent lives in the other installation
     stored.save(force_insert=True)

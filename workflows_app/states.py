@@ -1,4 +1,7 @@
-"""The states of runs, checkpoints and requests, as ``TextChoices``."""
+"""The states of runs, checkpoints and requests, as ``TextChoices``; how a worker's task ended
+(``Outcome``); and the kinds of operator actions the activity trail records."""
+
+import enum
 
 from django.db import models
 
@@ -21,6 +24,21 @@ class RunStatus(models.TextChoices):
         return [cls.COMPLETED, cls.FAILED, cls.CANCELLED]
 
 
+class Outcome(enum.Enum):
+    """How one worker task's part of a run ended (``lifecycle.end_task`` maps it to a status)."""
+
+    COMPLETED = "completed"  # the run went idle: done
+    WAITING = "waiting"  # idle with pending requests: waits (or is queued, if answered)
+    FAILED = "failed"  # a handler, a checkpoint or the restore failed
+    CANCELLED = "cancelled"  # stopped at a checkpoint because an operator cancelled it
+    HANDED_OVER = "handed over"  # stopped at a checkpoint after its slice: queued again
+    LEASE_LOST = "lease lost"  # another worker owns the run: this one wrote nothing more
+    SKIPPED = "skipped"  # nothing to do: not queued, or another worker holds it
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class CheckpointKind(models.TextChoices):
     ENTRY = "entry", "Entry"  # superstep 0, holds the run's input
     SUPERSTEP = "superstep", "Superstep"  # end of a superstep
@@ -31,3 +49,15 @@ class RequestStatus(models.TextChoices):
     OPEN = "open", "Open"
     ANSWERED = "answered", "Answered"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class ActionKind(models.TextChoices):
+    """What an operator (or the system, for scheduled sweeps) did."""
+
+    START = "start", "Started"
+    RESUME = "resume", "Resumed"
+    REHYDRATE = "rehydrate", "Rehydrated"
+    CANCEL = "cancel", "Cancelled"
+    ANSWER = "answer", "Answered"
+    IMPORT = "import", "Imported"
+    PRUNE = "prune", "Pruned"

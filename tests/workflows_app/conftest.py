@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.installation import Installation
-from workflows_app.execution import RunExecution
+from workflows_app.worker import RunExecution
 from workflows_app.models import Run
 
 

@@ -71,4 +71,4 @@ def test_admin_actions_call_the_services(admin_client, finished_run):
 
     admin_client.post(url, {"action": "resume_from", "_selected_action": [entry.pk]})
     finished_run.refresh_from_db()
-    assert finished_run.status == RunStatus.QUEUED and finished_run.restore_from == entry
+    assert finished_run.status == RunStatus.QUEUED and finished_run.head_checkpoint == entry

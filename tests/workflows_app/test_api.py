@@ -47,7 +47,7 @@ def _state() -> dict:
         "counts": {model.__name__: model.objects.count()
                    for model in (Run, Checkpoint, PendingRequest, RunEvent)},
         "runs": list(Run.objects.order_by("pk").values_list(
-            "pk", "status", "restore_from_id", "source_checkpoint_id", "head_checkpoint_id",
+            "pk", "status", "source_checkpoint_id", "head_checkpoint_id",
             "cancel_requested", "error", "finished_at", "updated_at")),
         "requests": list(PendingRequest.objects.order_by("pk").values_list(
             "pk", "status", "response", "answered_by_id", "answered_at")),
@@ -218,7 +218,7 @@ def test_resume_restarts_a_finished_run_from_its_checkpoint(users, seeded, execu
     assert resumed.status_code == 200, resumed.content
     assert resumed.json()["status"] == "queued"
     run = Run.objects.get(pk=seeded.loop.pk)
-    assert run.restore_from_id == entry.pk and run.finished_at is None
+    assert run.head_checkpoint_id == entry.pk and run.finished_at is None
     assert execute(run).outputs == [6]
 
 
@@ -570,7 +570,7 @@ def test_resume_while_queued_or_running_is_409(users, seeded, unchanged):
         Run.objects.filter(pk=seeded.loop.pk).update(status=status)
         with unchanged():
             _refused(client.post(url, body, format="json"), 409, f"is {status}")
-    assert Run.objects.get(pk=seeded.loop.pk).restore_from_id is None
+    assert Run.objects.get(pk=seeded.loop.pk).head_checkpoint_id == seeded.loop.head_checkpoint_id
 
 
 def test_answering_an_answered_request_is_409(users, seeded, unchanged):

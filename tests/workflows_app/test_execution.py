@@ -3,7 +3,8 @@
 import pytest
 
 from workflows_app import services
-from workflows_app.execution import RunExecution, claim
+from workflows_app.lifecycle import claim
+from workflows_app.worker import RunExecution
 from workflows_app.models import Checkpoint, PendingRequest, RunEvent
 from workflows_app.states import CheckpointKind, RequestStatus, RunStatus
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from django_q.models import Schedule
 
-from workflows_app import services, store
+from workflows_app import services
 from workflows_app.models import Checkpoint, Run
 from workflows_app.states import RunStatus
 
@@ -25,7 +25,7 @@ def test_pruning_keeps_the_newest_and_what_they_are_stored_against(execute):
     assert set(before[-5:]) <= set(after)
     needed = set()
     for checkpoint_id in before[-5:]:  # each kept row's bases, down to the whole one
-        needed |= {link.key for link in store.read_chain(checkpoint_id)[1]}
+        needed |= {link.key for link in Checkpoint.objects.read_chain(checkpoint_id)[1]}
     assert set(after) == needed
     assert report.runs == 1 and report.checkpoints == len(before) - len(after) > 20
     assert report.bytes > 0
@@ -52,7 +52,7 @@ def test_pruning_spares_runs_in_flight_requests_and_rehydrate_sources(execute):
                   .values_list("checkpoint_id", flat=True))
     assert holding and holding <= set(ids_of(cancelled))
     assert origin in ids_of(source)  # a rehydrated run came from it
-    store.read_chain(origin)  # and it still restores
+    Checkpoint.objects.read_chain(origin)  # and it still restores
 
 
 def test_nothing_is_pruned_with_keep_zero_or_in_a_dry_run(execute):

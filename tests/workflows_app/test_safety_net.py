@@ -4,12 +4,12 @@ retention deletes in, and the content hash checked on every read."""
 
 import pytest
 
-from workflows_app import services, store
+from workflows_app import services
 from workflows_app.engine import WorkflowCheckpointError
 from workflows_app.models import Checkpoint, Run
 from workflows_app.row_bytes import encode, pack
 from workflows_app.states import RequestStatus, RunStatus
-from workflows_app.execution import RunExecution
+from workflows_app.worker import RunExecution
 
 from .workflows import OTHER_WORKER
 
@@ -36,7 +36,7 @@ def test_resume_carries_the_outputs_of_the_lineage_it_restores(test_workflows, e
     run = execute(services.start_run("emitter", {"rounds": 6}))
     assert run.outputs == [1, 2, 3, 4, 5, 6]
     middle = run.checkpoints.get(superstep=6)  # after ticks 1..3
-    assert store.read_record(middle.pk)["outputs"] == [1, 2, 3]
+    assert Checkpoint.objects.read_record(middle.pk)["outputs"] == [1, 2, 3]
     services.resume_run(run.pk, middle.pk)
     again = execute(run)
     assert again.status == RunStatus.COMPLETED and again.outputs == [1, 2, 3, 4, 5, 6]
@@ -86,17 +86,17 @@ def test_retention_prunes_more_than_one_batch_of_rows(execute):
     assert report.checkpoints > 500
     left = set(Checkpoint.objects.filter(run=run).values_list("checkpoint_id", flat=True))
     assert set(ids[-3:]) <= left and len(left) == len(ids) - report.checkpoints
-    assert store.read_record(ids[-1])["outputs"] == [45150]
+    assert Checkpoint.objects.read_record(ids[-1])["outputs"] == [45150]
 
 
 def test_a_row_whose_bytes_differ_from_its_hash_is_refused_even_if_they_decode(execute):
     run = execute(services.start_run("long-loop", {"rounds": 2}))
     entry = run.checkpoints.get(superstep=0)
-    record = store.read_record(entry.pk)
+    record = Checkpoint.objects.read_record(entry.pk)
     record["checkpoint"]["superstep"] = 7  # well-formed, but not what was written
     Checkpoint.objects.filter(pk=entry.pk).update(document=pack(encode(record)))
     with pytest.raises(WorkflowCheckpointError, match="does not match its hash"):
-        store.read_record(entry.pk)
+        Checkpoint.objects.read_record(entry.pk)
     for later in run.checkpoints.exclude(pk=entry.pk):  # every row stored against it
         with pytest.raises(WorkflowCheckpointError, match="does not match its hash"):
-            store.read_record(later.pk)
+            Checkpoint.objects.read_record(later.pk)

@@ -67,7 +67,7 @@ def test_resume_refuses_a_running_run_and_a_checkpoint_of_another_run(execute):
     services.respond(waiting.requests.get().pk, {"approved": True})
     with pytest.raises(services.Conflict, match="is queued"):
         services.resume_run(waiting.pk, waiting.head_checkpoint_id)
-    assert Run.objects.get(pk=waiting.pk).restore_from_id is None
+    assert Run.objects.get(pk=waiting.pk).head_checkpoint_id == waiting.head_checkpoint_id
 
 
 def test_respond_checks_type_and_refuses_a_second_answer(execute, operator):

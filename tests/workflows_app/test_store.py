@@ -1,16 +1,15 @@
-"""Checkpoint rows that hold only what changed (``store.py``), against real SQLite."""
+"""Checkpoint rows that hold only what changed (``checkpoint_rows.py``, read by
+``Checkpoint.objects.read_chain``), against real SQLite."""
 
 import hashlib
-import importlib
-import json
 import math
 import zlib
 
 import pytest
-from django.apps import apps
 from django.db.models import RestrictedError
 
-from workflows_app import services, store
+from workflows_app import services
+from workflows_app.checkpoint_rows import DatabaseCheckpointStorage
 from workflows_app.engine import WorkflowCheckpoint, WorkflowCheckpointError
 from workflows_app.engine.deltas import skip_path
 from workflows_app.models import Checkpoint, Run
@@ -38,12 +37,12 @@ def test_a_run_stores_its_first_checkpoint_whole_and_the_rest_as_skip_deltas(exe
         assert path == skip_path(row.chain_position)  # log2(n) + 1 rows at most
     # Every row reads back as a checkpoint, with the run's outputs as they were then.
     for row in rows:
-        run_id, links = store.read_chain(row.pk)
+        run_id, links = Checkpoint.objects.read_chain(row.pk)
         assert run_id == run.pk and links[-1].key == row.pk
         checkpoint = WorkflowCheckpoint.from_dict(links[-1].record["checkpoint"])
         assert (checkpoint.checkpoint_id, checkpoint.superstep) == (row.pk, row.superstep)
-    assert store.read_record(rows[-1].pk)["outputs"] == [210]
-    assert store.read_record(rows[-2].pk)["outputs"] == []
+    assert Checkpoint.objects.read_record(rows[-1].pk)["outputs"] == [210]
+    assert Checkpoint.objects.read_record(rows[-2].pk)["outputs"] == []
 
 
 def test_deltas_hold_what_changed_not_the_whole_state(execute):
@@ -95,25 +94,10 @@ def test_a_corrupt_base_is_named_with_the_checkpoint_read(execute):
     data[3] ^= 0xFF
     Checkpoint.objects.filter(pk=base.pk).update(document=bytes(data))
     with pytest.raises(WorkflowCheckpointError) as raised:
-        store.read_chain(head.pk)
+        Checkpoint.objects.read_chain(head.pk)
     assert f"checkpoint {base.pk} (a base of checkpoint {head.pk}) is corrupt" in str(raised.value)
     with pytest.raises(WorkflowCheckpointError, match="not found"):
-        store.read_chain("no-such-checkpoint")
-
-
-def test_rows_written_before_deltas_are_migrated_to_whole_records(execute):
-    run = execute(services.start_run("long-loop", {"rounds": 2}))
-    rows = rows_of(run)
-    # Rewrite the rows as the previous release stored them: the bare document, all whole.
-    documents = [row.decoded() for row in rows]
-    for row, document in zip(rows, documents):
-        bare = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 1)
-        Checkpoint.objects.filter(pk=row.pk).update(
-            document=bare, base=None, content_hash=hashlib.sha256(bare).hexdigest())
-    migration = importlib.import_module("workflows_app.migrations.0003_checkpoint_deltas")
-    migration.wrap_documents_in_records(apps, None)
-    assert [store.read_record(r.pk)["outputs"] for r in rows] == [[], [], [], [], [3]]
-    assert [store.read_document(r.pk) for r in rows] == documents
+        Checkpoint.objects.read_chain("no-such-checkpoint")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -121,15 +105,15 @@ def test_the_engine_runs_on_the_database_storage_with_deltas_and_resumes_from_it
     import asyncio
 
     from workflows_app import registry
-    from workflows_app.models import Workflow
+    from workflows_app.models import RegisteredWorkflow
 
     services.sync_workflows()
-    run = Run.objects.create(workflow=Workflow.objects.get(name="long-loop"), input=None,
+    run = Run.objects.create(workflow=RegisteredWorkflow.objects.get(name="long-loop"), input=None,
                              status=RunStatus.CANCELLED)  # driven here, not by a worker
     definition = registry.get_definition("long-loop")
     from workflows_app.examples import LoopInput
 
-    storage = store.DatabaseCheckpointStorage(run)
+    storage = DatabaseCheckpointStorage(run)
     result = asyncio.run(definition.build().run(LoopInput(rounds=4), checkpoint_storage=storage))
     assert result.get_outputs() == [10]
     rows = rows_of(run)
@@ -140,7 +124,7 @@ def test_the_engine_runs_on_the_database_storage_with_deltas_and_resumes_from_it
     newest = WorkflowCheckpoint.from_dict(rows[-1].decoded())
 
     async def engine_calls():
-        fresh = store.DatabaseCheckpointStorage(run)
+        fresh = DatabaseCheckpointStorage(run)
         latest = await fresh.get_latest("long-loop")
         assert latest.checkpoint_id == rows[-1].pk
         assert await fresh.list_checkpoint_ids("long-loop") == [r.pk for r in rows]

@@ -244,16 +244,20 @@ def test_a_rehydrated_run_does_not_take_over_its_parents_requests(make_installat
 # --------------------------------------------------------------------------- 5. slicing
 def test_a_long_run_is_carried_by_several_slices(make_installation):
     site = make_installation(STEPSTONE_TASK_SLICE=1)
-    run_id = site.start_run("long-loop", {"rounds": 40, "step_ms": 50})
+    run_id = site.start_run("long-loop", {"rounds": 60, "step_ms": 50})  # 3 s of ticks
     site.start_cluster()
     run = site.wait_status(run_id, "completed", "failed", timeout=45)
     assert (run["status"], run["error"]) == ("completed", ""), run["error"]
-    assert run["outputs"] == [820]
+    assert run["outputs"] == [1830]
     assert run["attempts"] >= 3, f"expected several slices, got {run['attempts']} execution(s)"
     events = assert_unbroken_history(site, run_id)
-    # Each slice restored the head checkpoint and announced it (a task that lost the run
-    # to another, had that happened, would have recorded nothing).
-    assert 3 <= [e["type"] for e in events].count("started") <= run["attempts"]
+    # Each slice restored the head checkpoint and announced it, and each but the last
+    # stopped at a checkpoint, saying why (a task that lost the run to another, had that
+    # happened, would have recorded nothing).
+    types = [e["type"] for e in events]
+    assert 3 <= types.count("started") <= run["attempts"]
+    assert types.count("stopped") == types.count("started") - 1
+    assert not {"failed", "executor_failed"} & set(types)
     assert sorted(e["superstep"] for e in events if e["type"] == "superstep_completed") == list(
-        range(1, 81))
+        range(1, 121))
     assert execute_run_tasks(site) >= 3

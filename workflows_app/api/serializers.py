@@ -3,12 +3,12 @@ serializers, checked before a service is called)."""
 
 from rest_framework import serializers
 
-from ..models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
+from ..models import Checkpoint, PendingRequest, RegisteredWorkflow, Run, RunEvent
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
     class Meta:
-        model = Workflow
+        model = RegisteredWorkflow
         fields = ["name", "title", "description", "graph", "graph_signature_hash",
                   "input_schema", "is_registered"]
 

@@ -16,8 +16,8 @@ from rest_framework.response import Response
 
 from .. import services
 from ..engine import WorkflowCheckpointError
-from ..diffs import diff_documents
-from ..models import Checkpoint, PendingRequest, Run, RunEvent, Workflow
+from ..models import Checkpoint, PendingRequest, RegisteredWorkflow, Run, RunEvent
+from ..querysets import parse_seq
 from ..states import RequestStatus, RunStatus
 from . import serializers as s
 from .permissions import CanApprove, CanOperate, CanView
@@ -34,7 +34,7 @@ def _valid(serializer_class, request):
 class WorkflowViewSet(viewsets.ReadOnlyModelViewSet):
     """Registered workflows with their graph and input schema."""
 
-    queryset = Workflow.objects.filter(is_registered=True).order_by("name")
+    queryset = RegisteredWorkflow.objects.filter(is_registered=True).order_by("name")
     serializer_class = s.WorkflowSerializer
     permission_classes = [CanView]
     lookup_field = "name"
@@ -55,12 +55,8 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [CanView]
 
     def get_queryset(self):
-        runs = Run.objects.select_related("workflow", "created_by").order_by("-created_at")
-        if value := self.request.query_params.get("status"):
-            runs = runs.filter(status=value)
-        if value := self.request.query_params.get("workflow"):
-            runs = runs.filter(workflow__name=value)
-        return runs
+        params = self.request.query_params
+        return Run.objects.filter_by(status=params.get("status"), workflow=params.get("workflow"))
 
     @extend_schema(parameters=[
         OpenApiParameter("status", str, enum=RunStatus.values, description="only runs in this status"),
@@ -74,11 +70,10 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
     def events(self, request, pk=None):
         """The run's events after ``?after=<seq>``, in order, at most 500 per call."""
         run = self.get_object()
-        try:
-            after = int(request.query_params.get("after", 0))
-        except ValueError:
-            raise services.InvalidInput("after: must be an integer seq") from None
-        events = RunEvent.objects.filter(run=run, seq__gt=after).order_by("seq")[:EVENTS_PAGE]
+        after = parse_seq(request.query_params.get("after", 0))
+        if after is None:
+            raise services.InvalidInput("after: must be a non-negative integer seq")
+        events = RunEvent.objects.filter(run=run).after(after)[:EVENTS_PAGE]
         return Response(s.EventSerializer(events, many=True).data)
 
     @extend_schema(responses=s.CheckpointSerializer(many=True))
@@ -135,9 +130,9 @@ class CheckpointViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def diff(self, request, pk=None):
         """What changed since the previous checkpoint."""
         checkpoint = self.get_object()
-        previous = Checkpoint.objects.filter(pk=checkpoint.previous_id).first()
+        previous = checkpoint.previous_checkpoint()
         try:
-            changes = diff_documents(previous.decoded() if previous else None, checkpoint.decoded())
+            changes = checkpoint.diff_to(previous)
         except WorkflowCheckpointError as error:  # names the corrupt row
             raise services.Conflict(str(error)) from None
         return Response({"checkpoint_id": checkpoint.pk,
