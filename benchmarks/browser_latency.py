@@ -6,10 +6,11 @@ event's ``created_at`` (stamped by the worker when it records the event) to its 
 the page. Everything between is included: group commit, the publisher thread, the SQLite
 channel layer, daphne and the run page's websocket.
 
-The run page's script keeps what it received live in ``window.stepstoneEvents``, an array of
-``{seq, type, created_at, received_at}`` where ``created_at`` is the event's ISO timestamp as
-sent and ``received_at`` is ``Date.now()`` when the message arrived (events the page loaded
-with, or fetched after a reconnect, must not be in it; each seq appears once).
+The run page's script announces each live event it applies as a ``stepstone:event`` DOM
+event; ``tests.browser.record_live_events`` collects them in the page as
+``{seq, type, created_at, received_at}``, where ``created_at`` is the event's ISO timestamp
+as sent and ``received_at`` is ``Date.now()`` when the page applied it (events the page
+loaded with are not announced; each seq appears once).
 
 Each run is started while no worker runs; once the page's socket is live a qcluster is
 started, so every event of the run is pushed to an open page (the cluster is stopped again
@@ -37,7 +38,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.browser import CHROMIUM, launch_chromium, open_site  # noqa: E402
+from tests.browser import (CHROMIUM, launch_chromium, open_site,  # noqa: E402
+                           record_live_events)
 from tests.installation import PRODUCTION_TIMINGS as TIMINGS  # noqa: E402
 
 
@@ -55,11 +57,9 @@ def epoch_ms(iso: str) -> float:
 def measure_run(site, page, rounds: int, step_ms: int, timeout: float) -> dict:
     installation = site.installation
     run_id = installation.start_run("long-loop", {"rounds": rounds, "step_ms": step_ms})
+    record_live_events(page)
     page.goto(f"{site.url}/runs/{run_id}/")
     page.wait_for_selector('#connection[data-state="live"]', timeout=15_000)
-    if not page.evaluate("Array.isArray(window.stepstoneEvents)"):
-        raise SystemExit("the run page does not keep window.stepstoneEvents "
-                         "(an array of {seq, type, created_at, received_at}); see the docstring")
     cluster = site.start_cluster()
     try:
         installation.wait_status(run_id, "completed", "failed", timeout=timeout)
@@ -68,7 +68,7 @@ def measure_run(site, page, rounds: int, step_ms: int, timeout: float) -> dict:
         # The last events may still be on their way to the page.
         deadline = time.monotonic() + 10
         while True:
-            received = page.evaluate("window.stepstoneEvents.filter("
+            received = page.evaluate("window.__liveEvents.filter("
                                      "e => e.type === 'superstep_completed')")
             if {e["seq"] for e in received} >= set(expected) or time.monotonic() > deadline:
                 break

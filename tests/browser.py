@@ -8,6 +8,9 @@ Plain helpers (used by the tests and by ``benchmarks/browser_latency.py``):
 - ``log_in(page, base_url, username, password)``: the ``/login/`` form.
 - ``screenshot(page, name)``: a full-page PNG in ``test-artifacts/screenshots/``.
 - ``NavigationCounter(page)``: counts main-frame navigations, to prove an update was live.
+- ``record_live_events(page)``: from the next page load on, keeps every event the run page
+  announces as it applies a live one (``stepstone:event``), with its arrival time, in
+  ``window.__liveEvents`` (the page itself keeps nothing).
 
 Fixtures (import them into a test module: ``from tests.browser import site, browser, page``):
 
@@ -65,6 +68,20 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+LIVE_EVENT_RECORDER = """
+window.__liveEvents = [];
+document.addEventListener("stepstone:event", (e) =>
+  window.__liveEvents.push({...e.detail, received_at: Date.now()}));
+"""
+
+
+def record_live_events(page: Any) -> None:
+    """Keep the live events of every page loaded from now on in ``window.__liveEvents``:
+    ``{seq, type, created_at, received_at}`` each, ``received_at`` being ``Date.now()``
+    when the page applied the event."""
+    page.add_init_script(LIVE_EVENT_RECORDER)
 
 
 class NavigationCounter:

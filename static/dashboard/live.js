@@ -5,8 +5,6 @@
 "use strict";
 
 const Stepstone = (() => {
-  window.stepstoneEvents = [];  // {seq, type, created_at, received_at}: read by the latency benchmark
-
   function socketUrl(path) {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
   }
@@ -86,8 +84,9 @@ const Stepstone = (() => {
       if (event.seq <= lastSeq && live) return;  // already shown
       lastSeq = Math.max(lastSeq, event.seq);
       if (live) {
-        window.stepstoneEvents.push({seq: event.seq, type: event.type,
-                                     created_at: event.created_at, received_at: Date.now()});
+        // Announced for observers (the latency benchmark, tests); the page keeps nothing.
+        document.dispatchEvent(new CustomEvent("stepstone:event", {detail: {
+          seq: event.seq, type: event.type, created_at: event.created_at}}));
         const li = document.createElement("li");
         li.dataset.seq = event.seq;
         li.append(text("span", "#" + event.seq, "seq"), " ", text("b", event.type));
