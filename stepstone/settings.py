@@ -168,12 +168,10 @@ if not REDIS_URL:
     DATABASE_ROUTERS = ["channels_lite.router.ChannelsRouter"]
 # Each web process has one task polling that file for its sockets' messages, at a fixed
 # interval (channels-lite does not back off) while any socket is open, and until
-# polling_idle_timeout seconds after its last message once none is. Measured worker event ->
-# websocket (long-loop, 50 ms supersteps): 0.1 s (the default) gives a median of ~110 ms,
-# 0.05 ~82 ms, 0.02 ~70 ms (most of the rest is group commit and the publisher's batching);
-# one poll costs ~1 ms of CPU, so an open page on an idle site costs ~2 %, ~4 %, ~9 % of a
-# core respectively. 0.02 keeps the median well under the 100 ms target; the poller stops a
-# minute after the last page closed instead of the default half hour.
+# polling_idle_timeout seconds after its last message once none is. A shorter interval
+# trades CPU on an idle site for latency; the README's performance section has the
+# measured trade-off. The poller stops a minute after the last page closed instead of the
+# default half hour.
 # capacity counts the undelivered messages of a whole web process, not of one socket (its
 # sockets share one channel prefix): 100 (the default) would drop messages silently when a
 # status change goes to many open pages at once.

@@ -115,7 +115,8 @@ class Tick:
 
 
 class Ticker(Executor):
-    """Sends ticks; remembers how many it sent (seed-style state hooks)."""
+    """Sends ticks; remembers how many it sent (state-key hooks: on_checkpointing and
+    on_checkpoint_restored with ctx.queue_state_update and ctx.read_state)."""
 
     def __init__(self, id: str) -> None:
         super().__init__(id)

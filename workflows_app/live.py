@@ -93,9 +93,9 @@ _process_lock = threading.Lock()
 def process_publisher() -> Publisher:
     """This process's publisher: one thread, one event loop and one set of channel-layer
     connections for every task the process runs, instead of a thread started and joined per
-    task (which cost a task about 1.5 ms). Messages stay in order across the tasks of a
-    process. The thread is a daemon: what is still queued when the process exits (within
-    the 20 ms batching window) is not sent, which costs nothing but latency, since every
+    task (which cost each task more than its commits). Messages stay in order across the
+    tasks of a process. The thread is a daemon: what is still queued when the process exits
+    (within the batching window) is not sent, which costs nothing but latency, since every
     event is committed first and pages fill gaps from the database. A forked child gets a
     publisher of its own."""
     global _process_publisher

@@ -2,11 +2,12 @@
 
 ``pack`` writes Zstandard frames (level 1). ``unpack`` also reads the zlib streams that rows
 written before Zstandard hold; each format is recognised by its first bytes, so old rows
-need no migration. Zstandard because a restore decompresses whole states: it decompresses
-them in about a third of zlib's time, for rows about 3% larger.
+need no migration. Zstandard because a restore decompresses whole states, and it
+decompresses much faster than zlib for rows a little larger (the README's performance
+section has the figures).
 
-``unpack`` parses with msgspec, about twice as fast as ``json.loads`` on large states and
-exact as it is: integers of any size stay ints, floats round-trip. What msgspec refuses
+``unpack`` parses with msgspec, faster than ``json.loads`` on large states and exact as it
+is: integers of any size stay ints, floats round-trip. What msgspec refuses
 (a lone surrogate escape, which ``json.dumps`` writes for such strings) falls back to
 ``json.loads``, so the result is always what ``json.loads`` would give. Either way parsing
 builds JSON natives only; nothing is imported or called.
