@@ -17,7 +17,7 @@ from django.utils import timezone
 from dashboard.consumers import REPLAY_BATCH
 from stepstone.asgi import application
 from workflows_app import live
-from workflows_app.models import Run, RunEvent, Workflow
+from workflows_app.models import RegisteredWorkflow, Run, RunEvent
 
 # Transactional: the consumers read the database from another thread than the test's.
 # "__all__": the channel layer's own database too, when it is the embedded one.
@@ -59,34 +59,30 @@ def session_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def granted(user, *codenames: str):
-    user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="workflows_app", codename__in=codenames))
-    return user
+@pytest.fixture
+def viewer(make_user):
+    # The permission itself, not the group: these tests flush the database, groups and all.
+    user = make_user("viewer")
+    user.user_permissions.add(Permission.objects.get(
+        content_type__app_label="workflows_app", codename="view_run"))
+    return session_cookie(user)
 
 
 @pytest.fixture
-def viewer(django_user_model):
-    return session_cookie(granted(
-        django_user_model.objects.create_user("viewer", password="pw-123456-x"), "view_run"))
-
-
-@pytest.fixture
-def stranger(django_user_model):
+def stranger(make_user):
     """Logged in, but without the permission to view runs."""
-    return session_cookie(django_user_model.objects.create_user("stranger",
-                                                                password="pw-123456-x"))
+    return session_cookie(make_user("stranger"))
 
 
 @pytest.fixture
-def superuser(django_user_model):
-    return session_cookie(django_user_model.objects.create_superuser("root",
-                                                                     password="pw-123456-x"))
+def superuser(make_user):
+    return session_cookie(make_user("root", superuser=True))
 
 
 @pytest.fixture
 def run():
-    workflow = Workflow.objects.create(name="demo", title="Demo", graph_signature_hash="x")
+    workflow = RegisteredWorkflow.objects.create(name="demo", title="Demo",
+                                                 graph_signature_hash="x")
     return Run.objects.create(workflow=workflow, status="running", current_superstep=2)
 
 

@@ -1,7 +1,6 @@
 """Dashboard pages: what each role sees and may do; every action goes through services."""
 
 import pytest
-from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from workflows_app import services
@@ -12,24 +11,23 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _quiet_channels(settings):
-    settings.STEPSTONE = {**settings.STEPSTONE, "PUBLISH_EVENTS": False}
-
-
-def member(django_user_model, client, *groups):
-    user = django_user_model.objects.create_user("-".join(groups) or "nobody", password="x-pw-1234567")
-    for name in groups:
-        user.groups.add(Group.objects.get(name=name))
-    client.force_login(user)
-    return user
+def _quiet(quiet_channels):
+    """Pages are checked here; their websockets in test_consumers.py."""
 
 
 @pytest.fixture
-def waiting_review():
-    from workflows_app.worker import RunExecution
-    run = services.start_run("document-review", {"title": "Plan"})
-    RunExecution(run.pk).execute()
-    return Run.objects.get(pk=run.pk)
+def member(make_user, client):
+    """``member(*groups)``: log the test client in as a new account in ``groups``."""
+    def log_in(*groups: str):
+        user = make_user("-".join(groups) or "nobody", *groups)
+        client.force_login(user)
+        return user
+    return log_in
+
+
+@pytest.fixture
+def waiting_review(execute):
+    return execute(services.start_run("document-review", {"title": "Plan"}))
 
 
 def test_pages_need_login(client):
@@ -38,14 +36,14 @@ def test_pages_need_login(client):
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_a_user_without_a_role_is_refused(client, django_user_model):
-    member(django_user_model, client)
+def test_a_user_without_a_role_is_refused(client, member):
+    member()
     assert client.get(reverse("dashboard:runs")).status_code == 403
 
 
 def test_viewer_sees_pages_without_action_buttons_and_the_server_refuses_actions(
-        client, django_user_model, waiting_review):
-    member(django_user_model, client, "viewers")
+        client, member, waiting_review):
+    member("viewers")
     page = client.get(reverse("dashboard:run", args=[waiting_review.pk]))
     html = page.content.decode()
     assert page.status_code == 200 and 'id="run-status"' in html
@@ -63,8 +61,8 @@ def test_viewer_sees_pages_without_action_buttons_and_the_server_refuses_actions
     assert Run.objects.count() == 1 and request.status == RequestStatus.OPEN
 
 
-def test_operator_starts_a_run_and_bad_input_is_shown_on_the_form(client, django_user_model):
-    member(django_user_model, client, "operators")
+def test_operator_starts_a_run_and_bad_input_is_shown_on_the_form(client, member):
+    member("operators")
     bad = client.post(reverse("dashboard:start-run", args=["long-loop"]), {"input": '{"rounds": "x"}'})
     assert bad.status_code == 400 and b"form-error" in bad.content and b"input.rounds" in bad.content
     not_json = client.post(reverse("dashboard:start-run", args=["long-loop"]), {"input": "rounds"})
@@ -77,8 +75,8 @@ def test_operator_starts_a_run_and_bad_input_is_shown_on_the_form(client, django
 
 
 def test_approver_answers_with_the_generated_form_and_a_second_answer_is_refused(
-        client, django_user_model, waiting_review):
-    user = member(django_user_model, client, "approvers")
+        client, member, waiting_review):
+    user = member("approvers")
     request = waiting_review.requests.get()
     page = client.get(reverse("dashboard:run", args=[waiting_review.pk])).content.decode()
     assert 'select name="approved"' in page and 'name="comment"' in page
@@ -96,8 +94,8 @@ def test_approver_answers_with_the_generated_form_and_a_second_answer_is_refused
 
 
 def test_operator_resumes_and_rehydrates_from_the_checkpoint_table(
-        client, django_user_model, waiting_review):
-    member(django_user_model, client, "operators")
+        client, member, waiting_review):
+    member("operators")
     entry = waiting_review.checkpoints.get(kind="entry")
     rehydrated = client.post(reverse("dashboard:run-action", args=[waiting_review.pk, "rehydrate"]),
                              {"checkpoint_id": entry.pk})
@@ -115,8 +113,8 @@ def test_operator_resumes_and_rehydrates_from_the_checkpoint_table(
     assert b"is queued" in conflict.content
 
 
-def test_requests_inbox_and_checkpoint_page(client, django_user_model, waiting_review):
-    member(django_user_model, client, "viewers")
+def test_requests_inbox_and_checkpoint_page(client, member, waiting_review):
+    member("viewers")
     inbox = client.get(reverse("dashboard:requests")).content.decode()
     assert f'data-request="{waiting_review.requests.get().pk}"' in inbox
     head = waiting_review.head_checkpoint
@@ -129,16 +127,16 @@ def test_requests_inbox_and_checkpoint_page(client, django_user_model, waiting_r
 
 
 def test_a_request_form_fetched_as_a_panel_still_returns_to_the_run_page(
-        client, django_user_model, waiting_review):
-    member(django_user_model, client, "approvers")
+        client, member, waiting_review):
+    member("approvers")
     part = client.get(reverse("dashboard:run-part", args=[waiting_review.pk, "requests"]))
     run_url = reverse("dashboard:run", args=[waiting_review.pk])
     assert f'name="next" value="{run_url}"' in part.content.decode()
 
 
 def test_labels_point_at_their_fields_and_ids_are_unique_per_request(
-        client, django_user_model, waiting_review):
-    member(django_user_model, client, "approvers")
+        client, member, waiting_review):
+    member("approvers")
     pk = waiting_review.requests.get().pk
     page = client.get(reverse("dashboard:requests")).content.decode()
     assert f'for="id_approved-{pk}"' in page and f'id="id_approved-{pk}"' in page

@@ -1,12 +1,10 @@
-"""Fixtures of the workflows_app tests."""
+"""Fixtures of the workflows_app tests (the shared ones are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.installation import Installation
-from workflows_app.worker import RunExecution
-from workflows_app.models import Run
 
 
 @pytest.fixture
@@ -31,31 +29,5 @@ def make_installation(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _quiet_channels(settings):
+def _quiet(quiet_channels):
     """In-process tests check rows, not websockets (those have tests of their own)."""
-    settings.STEPSTONE = {**getattr(settings, "STEPSTONE", {}), "PUBLISH_EVENTS": False}
-
-
-@pytest.fixture
-def execute():
-    """Execute a run in this process the way a worker does; return the reloaded run."""
-    def run_task(run) -> Run:
-        RunExecution(run.pk).execute()
-        return Run.objects.get(pk=run.pk)
-    return run_task
-
-
-@pytest.fixture
-def operator(django_user_model):
-    return django_user_model.objects.create_user("op", password="pw-123456-x")
-
-
-@pytest.fixture
-def test_workflows(monkeypatch):
-    """Register the workflows of ``tests/workflows_app/workflows.py`` for one test."""
-    from workflows_app import registry
-    from tests.workflows_app.workflows import FACTORIES
-
-    for name, factory in FACTORIES.items():
-        monkeypatch.setitem(registry._definitions, name,
-                            registry.WorkflowDefinition(name, name, "", factory))

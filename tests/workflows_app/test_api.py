@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
-from django.contrib.auth.models import Group
 from django.contrib.staticfiles import finders
 from rest_framework.authtoken.models import Token
 from rest_framework.pagination import PageNumberPagination
@@ -28,7 +27,7 @@ from workflows_app.states import RequestStatus, RunStatus
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "pw-for-api-tests-1"
+from tests.conftest import PASSWORD
 
 
 # --------------------------------------------------------------------------- helpers
@@ -80,30 +79,6 @@ def _rehash(document: dict) -> dict:
     body = json.dumps(document["checkpoint"], separators=(",", ":"))
     document["content_hash"] = hashlib.sha256(body.encode()).hexdigest()
     return document
-
-
-@pytest.fixture
-def make_user(django_user_model, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast
-
-    def make(username: str, *groups: str, superuser: bool = False):
-        if superuser:
-            return django_user_model.objects.create_superuser(username, password=PASSWORD)
-        user = django_user_model.objects.create_user(username, password=PASSWORD)
-        user.groups.set(Group.objects.filter(name__in=groups))
-        return user
-    return make
-
-
-@pytest.fixture
-def users(make_user):
-    return SimpleNamespace(
-        nobody=make_user("nobody"),
-        viewer=make_user("viewer", "viewers"),
-        operator=make_user("operator", "operators"),
-        approver=make_user("approver", "approvers"),
-        admin=make_user("admin", superuser=True),
-    )
 
 
 @pytest.fixture

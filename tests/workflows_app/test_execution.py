@@ -153,3 +153,39 @@ def test_every_checkpoint_is_committed_whether_alone_or_in_one_group(execute, se
     assert [c.superstep for c in reversed(lineage(run))] == list(range(0, 13))
     seqs = list(run.events.values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+# --------------------------------------------------------------------------- stopping
+def test_a_cancel_during_a_run_stops_it_at_its_next_checkpoint_without_a_failure(
+        test_workflows, execute, settings):
+    settings.STEPSTONE = {**settings.STEPSTONE, "CHECKPOINT_FLUSH_SECONDS": 0}
+    run = execute(services.start_run("intruder", {"rounds": 10, "cancel_at": 3}))
+    assert run.status == RunStatus.CANCELLED and run.finished_at is not None
+    # Tick 3 runs in superstep 5: the commit of its checkpoint sees the cancel, and the
+    # engine stops before superstep 6.
+    assert run.current_superstep == 5 and run.outputs == [1, 2, 3]
+    events = list(run.events.values_list("type", "data"))
+    types = [kind for kind, _ in events]
+    assert types[-2:] == ["stopped", "status"] and events[-1][1] == {"state": "STOPPED"}
+    assert events[-2][1] == {"checkpoint_id": run.head_checkpoint_id,
+                             "reason": "an operator cancelled the run"}
+    assert "failed" not in types and "executor_failed" not in types
+    assert types.count("superstep_completed") == 5
+    seqs = list(run.events.values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_task_slice_of_zero_hands_over_at_every_checkpoint_without_a_failure(execute,
+                                                                               settings):
+    settings.STEPSTONE = {**settings.STEPSTONE, "TASK_SLICE_SECONDS": 0}
+    run = services.start_run("long-loop", {"rounds": 3})
+    tasks = []
+    while run.status == RunStatus.QUEUED:
+        tasks.append(RunExecution(run.pk).execute())
+        run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED and run.outputs == [6]
+    assert tasks[:-1] == ["handed over"] * (len(tasks) - 1) and tasks[-1] == "completed"
+    types = list(run.events.values_list("type", flat=True))
+    assert "failed" not in types and types.count("stopped") == len(tasks) - 1
+    assert [s for t, s in run.events.values_list("type", "superstep")
+            if t == "superstep_completed"] == list(range(1, 7))

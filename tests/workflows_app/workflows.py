@@ -3,13 +3,15 @@
 - ``emitter``: one executor yields an output at every tick, so a run's outputs tell exactly
   which supersteps its lineage ran (what a restore must carry over).
 - ``intruder``: like ``emitter``, but at tick ``steal_at`` its handler hands the run's lease
-  to another worker in the database, as a worker that took over an expired lease would.
+  to another worker in the database, as a worker that took over an expired lease would,
+  and at tick ``cancel_at`` it asks for the run to be cancelled, as an operator would.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workflows_app import services
 from workflows_app.engine import Executor, Workflow, WorkflowBuilder, WorkflowContext, handler
 from workflows_app.models import Run
 from workflows_app.states import RunStatus
@@ -21,6 +23,7 @@ OTHER_WORKER = "another-worker:1:takeover"
 class Ticks:
     rounds: int
     steal_at: int = 0
+    cancel_at: int = 0
 
 
 @dataclass
@@ -28,20 +31,23 @@ class Tick:
     n: int
     rounds: int
     steal_at: int
+    cancel_at: int
 
 
 class Emitter(Executor):
     @handler
     async def first(self, ticks: Ticks, ctx: WorkflowContext[Tick, int]) -> None:
-        await self.tick(Tick(1, ticks.rounds, ticks.steal_at), ctx)
+        await self.tick(Tick(1, ticks.rounds, ticks.steal_at, ticks.cancel_at), ctx)
 
     @handler
     async def next(self, tick: Tick, ctx: WorkflowContext[Tick, int]) -> None:
-        await self.tick(Tick(tick.n + 1, tick.rounds, tick.steal_at), ctx)
+        await self.tick(Tick(tick.n + 1, tick.rounds, tick.steal_at, tick.cancel_at), ctx)
 
     async def tick(self, tick: Tick, ctx: WorkflowContext[Tick, int]) -> None:
         if tick.n == tick.steal_at:
             Run.objects.filter(status=RunStatus.RUNNING).update(lease_owner=OTHER_WORKER)
+        if tick.n == tick.cancel_at:
+            services.cancel_run(Run.objects.get(status=RunStatus.RUNNING).pk)
         await ctx.yield_output(tick.n)
         if tick.n < tick.rounds:
             await ctx.send_message(tick)

@@ -1,0 +1,121 @@
+"""The run lifecycle: the transitions as data, refusals that change nothing, and the
+activity trail that attributes every operator action."""
+
+import pytest
+
+from workflows_app import lifecycle, services
+from workflows_app.models import OperatorAction, PendingRequest, Run
+from workflows_app.states import ActionKind, Outcome, RequestStatus, RunStatus
+from workflows_app.worker.request_log import RequestLog
+
+pytestmark = pytest.mark.django_db
+
+EVERY_STATUS = set(RunStatus.values)
+
+
+def test_every_status_is_reached_and_left_and_operators_never_move_a_held_run():
+    targets = {t for _, (_, ts) in lifecycle.TRANSITIONS.items() for t in ts}
+    assert targets == EVERY_STATUS
+    sources = {s for _, (ss, _) in lifecycle.TRANSITIONS.items() for s in ss}
+    assert sources == EVERY_STATUS | {None}  # no status is a dead end: all can be resumed
+    # An operator never moves a run a worker holds or is about to hold.
+    for transition in ("resume", "cancel", "answer"):
+        assert not lifecycle.TRANSITIONS[transition][0] & {RunStatus.RUNNING}
+    assert RunStatus.QUEUED not in lifecycle.TRANSITIONS["resume"][0]
+    assert set(lifecycle.OUTCOME_STATUS) == set(Outcome) - {Outcome.LEASE_LOST, Outcome.SKIPPED}
+
+
+@pytest.mark.parametrize("status", [RunStatus.QUEUED, RunStatus.RUNNING])
+def test_resume_of_a_run_a_worker_holds_is_refused_and_changes_nothing(execute, status):
+    run = execute(services.start_run("long-loop", {"rounds": 2}))
+    Run.objects.filter(pk=run.pk).update(status=status)
+    actions = OperatorAction.objects.count()
+    with pytest.raises(services.Conflict, match=f"is {status}; wait for it or cancel it"):
+        services.resume_run(run.pk, run.checkpoints.get(superstep=0).pk)
+    after = Run.objects.get(pk=run.pk)
+    assert (after.status, after.head_checkpoint_id) == (status, run.head_checkpoint_id)
+    assert OperatorAction.objects.count() == actions
+
+
+def test_every_operator_action_is_recorded_with_who_did_it(execute, users):
+    op, approver = users.operator, users.approver
+    review = services.start_run("document-review", {"title": "T"}, op)
+    review = execute(review)
+    request = review.requests.get()
+    services.respond(request.pk, {"approved": False, "comment": "again"}, approver)
+    review = execute(review)
+    entry = review.checkpoints.get(superstep=0)
+    services.resume_run(review.pk, entry.pk, op)
+    child = services.rehydrate_run(review.pk, entry.pk, op)
+    services.cancel_run(child.pk, op)
+    loop = execute(services.start_run("long-loop", {"rounds": 3}, op))
+    services.prune_checkpoints(keep=1)
+
+    trail = [(a.kind, a.username, a.run_id, a.checkpoint_id)
+             for a in OperatorAction.objects.order_by("id")]
+    assert trail[:6] == [
+        (ActionKind.START, "operator", review.pk, ""),
+        (ActionKind.ANSWER, "approver", review.pk, ""),
+        (ActionKind.RESUME, "operator", review.pk, entry.pk),
+        (ActionKind.REHYDRATE, "operator", child.pk, entry.pk),
+        (ActionKind.CANCEL, "operator", child.pk, ""),
+        (ActionKind.START, "operator", loop.pk, ""),
+    ]
+    answer = OperatorAction.objects.get(kind=ActionKind.ANSWER)
+    assert answer.request_id == request.pk and answer.user == approver
+    assert answer.detail == {"request_id": request.request_id,
+                             "response": PendingRequest.objects.get(pk=request.pk).response}
+    resume = OperatorAction.objects.get(kind=ActionKind.RESUME)
+    assert resume.detail["cancelled_requests"] == 1 and resume.detail["from_status"] == "waiting"
+    prunes = OperatorAction.objects.filter(kind=ActionKind.PRUNE)
+    assert {a.run_id for a in prunes} == {loop.pk} and prunes.get().user is None
+    assert prunes.get().detail["checkpoints"] > 0
+
+
+def test_an_import_is_recorded_with_the_checkpoint_it_brought(execute, users):
+    from workflows_app.models import Checkpoint
+    review = execute(services.start_run("document-review", {"title": "T"}))
+    document = services.export_checkpoint(review.head_checkpoint_id)
+    Checkpoint.objects.filter(run=review).delete()  # as if it came from elsewhere
+    Run.objects.filter(pk=review.pk).delete()
+    imported = services.import_checkpoint(document, users.operator)
+    action = imported.actions.get()
+    assert (action.kind, action.user, action.checkpoint_id) == (
+        ActionKind.IMPORT, users.operator, document["checkpoint"]["checkpoint_id"])
+
+
+def test_a_task_that_ends_waiting_is_queued_again_when_an_answer_arrived_meanwhile(execute):
+    run = execute(services.start_run("document-review", {"title": "T"}))
+    request = run.requests.get()
+    # The worker's task is still under way when the answer arrives: answered, not queued.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w")
+    services.respond(request.pk, {"approved": True})
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    assert lifecycle.end_task(run.pk, "someone-else", Outcome.WAITING) is None  # not theirs
+    assert lifecycle.end_task(run.pk, "w", Outcome.WAITING) == RunStatus.QUEUED
+    assert execute(run).status == RunStatus.COMPLETED
+
+
+def test_a_restore_raising_a_request_again_keeps_an_answer_given_meanwhile(execute):
+    run = execute(services.start_run("document-review", {"title": "T"}))
+    request = run.requests.get()
+    event = run.events.get(type="request_info")
+    services.respond(request.pk, {"approved": True})
+    raised = {request.request_id: (_RequestInfo(request), {"data": event.data})}
+    RequestLog(run.pk).save(raised, [])  # a task restoring the head raises it again
+    request.refresh_from_db()
+    assert request.status == RequestStatus.ANSWERED and request.response is not None
+    PendingRequest.objects.filter(pk=request.pk).update(status=RequestStatus.CANCELLED)
+    RequestLog(run.pk).save(raised, [])  # a cancelled one opens again
+    request.refresh_from_db()
+    assert (request.status, request.response) == (RequestStatus.OPEN, None)
+
+
+class _RequestInfo:
+    """What ``RequestLog`` reads of a ``request_info`` event."""
+
+    def __init__(self, request: PendingRequest) -> None:
+        from workflows_app.engine.encoding import decode_type
+        self.request_id = request.request_id
+        self.source_executor_id = request.source_executor_id
+        self.response_type = decode_type(request.response_type)
