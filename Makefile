@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test bench bench-compare load clean
+.PHONY: run test install install-test bench bench-compare load mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,13 @@ bench-compare: install
 load: install
 	$(BIN)/python benchmarks/load.py $(LOAD_ARGS)
 
+# Mutation testing of the seams (services, lifecycle, worker, checkpoint rows, websockets,
+# API views) with mutmut; not part of CI: it takes a while. Results: .venv/bin/mutmut results
+mutation: install-test
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	rm -rf mutants
+	$(BIN)/mutmut run $(MUTMUT_ARGS)
+	$(BIN)/python scripts/mutation_score.py
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache mutants

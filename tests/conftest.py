@@ -89,3 +89,18 @@ def test_workflows(monkeypatch):
     for name, factory in FACTORIES.items():
         monkeypatch.setitem(registry._definitions, name,
                             registry.WorkflowDefinition(name, name, "", factory))
+
+
+@pytest.fixture
+def after_commit(monkeypatch, django_capture_on_commit_callbacks):
+    """What is done once a transaction commits, recorded instead of done: ``enqueued`` run
+    ids (tasks put on the queue) and ``announced`` (run id, status) pairs (live updates).
+    Use ``with after_commit.capture(): ...`` around the calls whose commit is checked."""
+    from workflows_app import lifecycle, live
+
+    record = SimpleNamespace(enqueued=[], announced=[])
+    monkeypatch.setattr(lifecycle, "enqueue_run", lambda run_id: record.enqueued.append(run_id))
+    monkeypatch.setattr(live, "publish_status",
+                        lambda run_id, status: record.announced.append((run_id, str(status))))
+    record.capture = lambda: django_capture_on_commit_callbacks(execute=True)
+    return record

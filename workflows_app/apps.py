@@ -28,12 +28,13 @@ def _check_definitions(app_configs, **kwargs) -> list:
 
 
 def _after_migrate(sender, using="default", **kwargs) -> None:
-    """Registered workflows and the recovery and retention schedules exist as soon as the
-    schema does."""
+    """The role groups, registered workflows and the recovery and retention schedules exist
+    as soon as the schema does (and again after a flush, which empties the tables)."""
     if using != "default":
         return
     from . import services
 
+    services.ensure_roles()
     services.sync_workflows()
     services.ensure_recovery_schedule()
     services.ensure_retention_schedule()

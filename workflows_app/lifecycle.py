@@ -73,21 +73,21 @@ def allowed(transition: str, source: str | None, target: str) -> bool:
     return source in sources and target in targets
 
 
-def _move(run: Run, transition: str, target: str, **fields: Any) -> None:
-    """Write ``run``'s new status and ``fields`` on the locked row; the transition must
-    allow the move (callers refuse disallowed ones with a message first)."""
+def _move(run: Run, transition: str, target: str, refusal: str, **fields: Any) -> None:
+    """Move ``run`` (locked) to ``target`` with ``fields`` if ``transition`` allows it from
+    its status, else refuse with ``refusal`` (changing nothing)."""
     if not allowed(transition, run.status, target):
-        raise Conflict(f"run {run.pk} is {run.status}; it cannot be moved to {target} "
-                       f"by {transition}")
+        raise Conflict(refusal)
     fields.update(status=target, updated_at=timezone.now())
     Run.objects.filter(pk=run.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(run, name, value)
+    run.status = target
+    _announce(run.pk, target)
 
 
-def _after_commit(run: Run, enqueue: bool) -> None:
-    run_id, status = run.pk, run.status
-    if enqueue:
+def _announce(run_id: Any, status: str) -> None:
+    """Once the transaction commits: enqueue a run that has work to do (queued), and tell
+    open pages its status."""
+    if status == QUEUED:
         transaction.on_commit(lambda: enqueue_run(run_id))
     transaction.on_commit(lambda: live.publish_status(run_id, status))
 
@@ -132,7 +132,7 @@ def create_run(workflow: RegisteredWorkflow, *, action: str, user: Any, input: A
         head_checkpoint=source_checkpoint, current_superstep=current_superstep, error=error)
     record_action(action, user, run=run, detail=detail,
                   checkpoint_id=source_checkpoint.pk if source_checkpoint else checkpoint_id)
-    _after_commit(run, enqueue=status == QUEUED)
+    _announce(run.pk, status)
     return run
 
 
@@ -140,47 +140,41 @@ def resume(run: Run, checkpoint: Checkpoint, user: Any) -> None:
     """Queue ``run`` (locked) to continue from ``checkpoint``: it becomes the run's head, so
     later work is abandoned (its checkpoints stay, as another branch) and the requests of
     the abandoned state are cancelled (the restored checkpoint re-opens its own)."""
-    if not allowed("resume", run.status, QUEUED):
-        raise Conflict(f"run {run.pk} is {run.status}; wait for it or cancel it first")
     previous_status = run.status
+    _move(run, "resume", QUEUED, f"run {run.pk} is {run.status}; wait for it or cancel it first",
+          head_checkpoint=checkpoint, current_superstep=checkpoint.superstep, error="",
+          finished_at=None, cancel_requested=False)
     cancelled = _cancel_undelivered_requests(run.pk)
-    _move(run, "resume", QUEUED, head_checkpoint=checkpoint, current_superstep=checkpoint.superstep,
-          error="", finished_at=None, cancel_requested=False)
     record_action(ActionKind.RESUME, user, run=run, checkpoint_id=checkpoint.pk,
                   detail={"superstep": checkpoint.superstep, "from_status": previous_status,
                           "cancelled_requests": cancelled})
-    _after_commit(run, enqueue=True)
 
 
 def cancel(run: Run, user: Any) -> None:
     """Cancel ``run`` (locked): at once if no worker runs it (its undelivered requests are
     cancelled), else the worker stops it at its next checkpoint."""
-    if run.status in RunStatus.finished():
-        raise Conflict(f"run {run.pk} is already {run.status}")
-    previous_status, cancelled = run.status, 0
-    if run.status == RUNNING:
+    previous_status = run.status
+    if run.status == RUNNING:  # its worker stops it at its next checkpoint
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)
-        run.cancel_requested = True
+        cancelled = 0
     else:
+        _move(run, "cancel", CANCELLED, f"run {run.pk} is already {run.status}",
+              finished_at=timezone.now(), cancel_requested=True)
         cancelled = _cancel_undelivered_requests(run.pk)
-        _move(run, "cancel", CANCELLED, finished_at=timezone.now(), cancel_requested=True)
     record_action(ActionKind.CANCEL, user, run=run,
                   detail={"from_status": previous_status, "cancelled_requests": cancelled})
-    _after_commit(run, enqueue=False)
 
 
 def answer(request: PendingRequest, run: Run, response: Any, user: Any) -> None:
     """Record ``response`` (encoded) to the open ``request`` (both locked); a run waiting
     on requests is queued to deliver it, a running one takes it when its task ends."""
-    now = timezone.now()
     PendingRequest.objects.filter(pk=request.pk).update(
         status=RequestStatus.ANSWERED, response=response, answered_by=_person(user),
-        answered_at=now)
+        answered_at=timezone.now())
     record_action(ActionKind.ANSWER, user, run=run, request=request,
                   detail={"request_id": request.request_id, "response": response})
     if allowed("answer", run.status, QUEUED):
-        _move(run, "answer", QUEUED)
-        _after_commit(run, enqueue=True)
+        _move(run, "answer", QUEUED, "")
 
 
 # --------------------------------------------------------------------------- workers
@@ -207,10 +201,9 @@ def end_task(run_id: Any, owner: str, outcome: Outcome, *, error: str = "",
     status, or None when ``owner`` no longer holds the run (it writes nothing then)."""
     now = timezone.now()
     target = OUTCOME_STATUS[outcome]
-    enqueue = target == QUEUED
     if outcome is Outcome.WAITING and PendingRequest.objects.filter(
             run_id=run_id).answers_to_deliver().exists():
-        target, enqueue = QUEUED, True  # answered while it ran: deliver at once
+        target = QUEUED  # answered while it ran: deliver at once
     if target in RunStatus.finished():
         fields["finished_at"] = now
     if outcome is Outcome.FAILED:
@@ -221,6 +214,6 @@ def end_task(run_id: Any, owner: str, outcome: Outcome, *, error: str = "",
         return None
     if outcome is Outcome.CANCELLED:
         _cancel_undelivered_requests(run_id)
-    if enqueue:
+    if target == QUEUED:  # the worker announces the status itself, with its events
         transaction.on_commit(lambda: enqueue_run(run_id))
     return target

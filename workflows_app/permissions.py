@@ -11,6 +11,15 @@ VIEW = "workflows_app.view_run"
 OPERATE = "workflows_app.operate_run"
 APPROVE = "workflows_app.answer_request"
 
+# The roles, as groups and the permissions (codenames in workflows_app) each one holds.
+_SEE_EVERYTHING = ["view_registeredworkflow", "view_run", "view_checkpoint",
+                   "view_pendingrequest", "view_runevent", "view_operatoraction"]
+ROLES = {
+    "viewers": _SEE_EVERYTHING,
+    "operators": _SEE_EVERYTHING + ["operate_run"],
+    "approvers": _SEE_EVERYTHING + ["answer_request"],
+}
+
 
 def _may(user: Any, permission: str) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active

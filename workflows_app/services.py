@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import lifecycle, registry
+from . import lifecycle, permissions, registry
 from .checkpoint_rows import CheckpointWriter
 from .conf import stepstone_settings
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
@@ -85,6 +85,18 @@ def ensure_operator_account(username: str = "operator") -> OperatorAccount:
     password = secrets.token_urlsafe(12)
     users.objects.create_superuser(username=username, email="", password=password)
     return OperatorAccount(username, password)
+
+
+@transaction.atomic
+def ensure_roles() -> None:
+    """The role groups exist and hold at least their permissions (``permissions.ROLES``);
+    permissions an administrator added to a group stay."""
+    from django.contrib.auth.models import Group, Permission
+
+    for name, codenames in permissions.ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(*Permission.objects.filter(
+            content_type__app_label="workflows_app", codename__in=codenames))
 
 
 # --------------------------------------------------------------------------- definitions

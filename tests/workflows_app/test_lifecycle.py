@@ -119,3 +119,123 @@ class _RequestInfo:
         self.request_id = request.request_id
         self.source_executor_id = request.source_executor_id
         self.response_type = decode_type(request.response_type)
+
+
+# --------------------------------------------------------------------------- each move
+def test_a_start_queues_the_run_once_it_commits(after_commit, users):
+    with after_commit.capture():
+        run = services.start_run("long-loop", {"rounds": 2}, users.operator)
+    assert after_commit.enqueued == [run.pk]
+    assert after_commit.announced == [(run.pk, RunStatus.QUEUED)]
+    assert run.created_by == users.operator and run.head_checkpoint_id is None
+
+
+def test_a_resume_resets_the_run_to_its_checkpoint_and_queues_it(execute, after_commit,
+                                                                  users):
+    failed = execute(services.start_run("long-loop", {"rounds": 9, "fail_at": 4}))
+    assert failed.error and failed.finished_at is not None
+    Run.objects.filter(pk=failed.pk).update(cancel_requested=True)
+    checkpoint = failed.checkpoints.get(superstep=3)
+    before = Run.objects.get(pk=failed.pk).updated_at
+    with after_commit.capture():
+        resumed = services.resume_run(failed.pk, checkpoint.pk, users.operator)
+    assert (resumed.status, resumed.head_checkpoint_id, resumed.current_superstep) == (
+        RunStatus.QUEUED, checkpoint.pk, 3)
+    assert (resumed.error, resumed.finished_at, resumed.cancel_requested) == ("", None, False)
+    assert resumed.updated_at > before
+    assert after_commit.enqueued == [failed.pk]
+    assert after_commit.announced == [(failed.pk, RunStatus.QUEUED)]
+    action = resumed.actions.get(kind=ActionKind.RESUME)
+    assert action.detail == {"superstep": 3, "from_status": "failed", "cancelled_requests": 0}
+
+
+def test_a_cancel_of_a_queued_run_ends_it_at_once_and_queues_nothing(after_commit, users):
+    run = services.start_run("document-review", {"title": "T"})
+    with after_commit.capture():
+        cancelled = services.cancel_run(run.pk, users.operator)
+    assert (cancelled.status, cancelled.cancel_requested) == (RunStatus.CANCELLED, True)
+    assert cancelled.finished_at is not None
+    assert after_commit.enqueued == [] and after_commit.announced == [
+        (run.pk, RunStatus.CANCELLED)]
+    assert cancelled.actions.get(kind=ActionKind.CANCEL).detail == {
+        "from_status": "queued", "cancelled_requests": 0}
+    with pytest.raises(services.Conflict, match=f"run {run.pk} is already cancelled"):
+        services.cancel_run(run.pk, users.operator)
+    assert cancelled.actions.filter(kind=ActionKind.CANCEL).count() == 1
+
+
+def test_a_cancel_of_a_waiting_run_cancels_its_requests_and_says_how_many(execute, users):
+    run = execute(services.start_run("document-review", {"title": "T"}))
+    cancelled = services.cancel_run(run.pk, users.operator)
+    assert cancelled.requests.get().status == RequestStatus.CANCELLED
+    assert cancelled.actions.get(kind=ActionKind.CANCEL).detail == {
+        "from_status": "waiting", "cancelled_requests": 1}
+
+
+def test_a_cancel_of_a_running_run_only_asks_its_worker(after_commit, users):
+    run = services.start_run("long-loop", {"rounds": 2})
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w")
+    with after_commit.capture():
+        asked = services.cancel_run(run.pk, users.operator)
+    assert (asked.status, asked.cancel_requested, asked.finished_at) == (
+        RunStatus.RUNNING, True, None)
+    assert after_commit.enqueued == [] and after_commit.announced == []
+    assert asked.actions.get(kind=ActionKind.CANCEL).detail == {
+        "from_status": "running", "cancelled_requests": 0}
+
+
+def test_an_answer_queues_a_waiting_run_and_not_a_running_one(execute, after_commit, users):
+    run = execute(services.start_run("document-review", {"title": "T"}))
+    with after_commit.capture():
+        answered = services.respond(run.requests.get().pk, {"approved": False}, users.approver)
+    assert answered.answered_at is not None and answered.answered_by == users.approver
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+    assert after_commit.enqueued == [run.pk]
+    assert after_commit.announced == [(run.pk, RunStatus.QUEUED)]
+    run = execute(run)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w")
+    after_commit.enqueued.clear()
+    with after_commit.capture():
+        services.respond(run.requests.get(status=RequestStatus.OPEN).pk, {"approved": True})
+    assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    assert after_commit.enqueued == []
+
+
+@pytest.mark.parametrize("outcome, status, finished, enqueued", [
+    (Outcome.COMPLETED, RunStatus.COMPLETED, True, False),
+    (Outcome.WAITING, RunStatus.WAITING, False, False),
+    (Outcome.FAILED, RunStatus.FAILED, True, False),
+    (Outcome.CANCELLED, RunStatus.CANCELLED, True, False),
+    (Outcome.HANDED_OVER, RunStatus.QUEUED, False, True),
+])
+def test_end_task_moves_only_the_owners_running_run_and_releases_the_lease(
+        after_commit, outcome, status, finished, enqueued):
+    mine = services.start_run("long-loop", {"rounds": 2})
+    same_owner = services.start_run("long-loop", {"rounds": 2})
+    Run.objects.update(status=RunStatus.RUNNING, lease_owner="w", lease_expires_at=mine.created_at)
+    with after_commit.capture():
+        assert lifecycle.end_task(mine.pk, "w", outcome, error="boom", outputs=[1]) == status
+    run = Run.objects.get(pk=mine.pk)
+    assert (run.status, run.lease_owner, run.lease_expires_at, run.outputs) == (
+        status, "", None, [1])
+    assert (run.finished_at is not None) == finished
+    assert run.error == ("boom" if outcome is Outcome.FAILED else "")
+    assert after_commit.enqueued == ([mine.pk] if enqueued else [])
+    other = Run.objects.get(pk=same_owner.pk)
+    assert (other.status, other.lease_owner) == (RunStatus.RUNNING, "w")
+
+
+def test_end_task_of_a_run_that_is_not_running_writes_nothing():
+    run = services.start_run("long-loop", {"rounds": 2})
+    Run.objects.filter(pk=run.pk).update(lease_owner="w")  # queued, yet named as its owner
+    assert lifecycle.end_task(run.pk, "w", Outcome.COMPLETED) is None
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+
+
+def test_a_task_cancelled_at_a_checkpoint_cancels_the_requests_still_open(execute):
+    run = execute(services.start_run("document-review", {"title": "T"}))
+    other = execute(services.start_run("document-review", {"title": "U"}))
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w")
+    assert lifecycle.end_task(run.pk, "w", Outcome.CANCELLED) == RunStatus.CANCELLED
+    assert run.requests.get().status == RequestStatus.CANCELLED
+    assert other.requests.get().status == RequestStatus.OPEN

@@ -115,3 +115,74 @@ def test_export_then_import_restores_requests_and_refuses_tampering(execute):
     services.respond(imported.requests.get().pk, {"approved": True})
     finished = execute(imported)
     assert finished.outputs == ["published 'Port' (revision 1)"]
+
+
+def test_the_roles_exist_with_their_permissions_and_come_back_after_a_flush():
+    from django.contrib.auth.models import Group
+
+    from workflows_app.permissions import ROLES
+
+    for name, codenames in ROLES.items():
+        held = set(Group.objects.get(name=name).permissions.values_list("codename", flat=True))
+        assert set(codenames) <= held, name
+    Group.objects.all().delete()
+    call_command("flush", "--no-input")  # post_migrate follows a flush, as after migrate
+    assert set(Group.objects.values_list("name", flat=True)) == set(ROLES)
+
+
+def test_the_recovery_sweep_requeues_exactly_the_runs_whose_worker_is_gone(monkeypatch,
+                                                                            settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.STEPSTONE = {**settings.STEPSTONE, "RECOVER_QUEUED_AFTER_SECONDS": 120}
+    enqueued = []
+    monkeypatch.setattr(services, "enqueue_run", enqueued.append)
+    now = timezone.now()
+    runs = {name: services.start_run("long-loop", {"rounds": 1}) for name in (
+        "expired", "leased", "lost_task", "fresh_task", "claimed", "waiting")}
+    def set_row(name, **fields):
+        Run.objects.filter(pk=runs[name].pk).update(**fields)
+    set_row("expired", status=RunStatus.RUNNING, lease_owner="w",
+            lease_expires_at=now - timedelta(seconds=1))
+    set_row("leased", status=RunStatus.RUNNING, lease_owner="w",
+            lease_expires_at=now + timedelta(seconds=30))
+    set_row("lost_task", updated_at=now - timedelta(seconds=121))
+    set_row("fresh_task", updated_at=now - timedelta(seconds=60))
+    set_row("claimed", lease_owner="w", updated_at=now - timedelta(seconds=121))
+    set_row("waiting", status=RunStatus.WAITING, updated_at=now - timedelta(seconds=999))
+    recovered = services.recover_stale_runs()
+    assert sorted(map(str, recovered)) == sorted(str(runs[n].pk) for n in ("expired", "lost_task"))
+    assert sorted(map(str, enqueued)) == sorted(map(str, recovered))
+
+
+def test_refusals_name_the_missing_run_or_checkpoint(execute):
+    run = execute(services.start_run("long-loop", {"rounds": 1}))
+    missing = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(services.NotFound) as refused:
+        services.cancel_run(missing)
+    assert str(refused.value) == f"run {missing} not found"
+    for empty in ("", None):
+        with pytest.raises(services.InvalidInput) as refused:
+            services.resume_run(run.pk, empty)
+        assert str(refused.value) == "checkpoint_id: a checkpoint id is required"
+    with pytest.raises(services.NotFound) as refused:
+        services.rehydrate_run(run.pk, "nope")
+    assert str(refused.value) == "checkpoint nope not found"
+
+
+def test_retention_keeps_the_configured_number_by_default_and_records_who_pruned(
+        execute, settings, users):
+    settings.STEPSTONE = {**settings.STEPSTONE, "RETAIN_CHECKPOINTS": 4}
+    run = execute(services.start_run("long-loop", {"rounds": 5}))
+    ids = list(run.checkpoints.order_by("created_at").values_list("pk", flat=True))
+    report = services.prune_checkpoints(user=users.operator)
+    kept = set(run.checkpoints.values_list("pk", flat=True))
+    assert set(ids[-4:]) <= kept and report.checkpoints == len(ids) - len(kept) > 0
+    action = run.actions.get(kind="prune")
+    assert action.user == users.operator
+    assert action.detail == {"checkpoints": report.checkpoints, "bytes": report.bytes,
+                             "keep": 4}
+    settings.STEPSTONE = {**settings.STEPSTONE, "RETAIN_CHECKPOINTS": 0}
+    assert services.prune_checkpoints().checkpoints == 0  # 0 keeps everything

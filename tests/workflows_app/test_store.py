@@ -128,6 +128,13 @@ def test_the_engine_runs_on_the_database_storage_with_deltas_and_resumes_from_it
         latest = await fresh.get_latest("long-loop")
         assert latest.checkpoint_id == rows[-1].pk
         assert await fresh.list_checkpoint_ids("long-loop") == [r.pk for r in rows]
+        assert await fresh.list_checkpoint_ids() == [r.pk for r in rows]
+        assert await fresh.list_checkpoint_ids("another-workflow") == []
+        assert await fresh.get_latest("another-workflow") is None
+        listed = await fresh.list_checkpoints()
+        assert [c.checkpoint_id for c in listed] == [r.pk for r in rows]
+        assert [c.superstep for c in listed] == [r.superstep for r in rows]
+        assert await fresh.list_checkpoints("another-workflow") == []
         # A new instance resumes from the middle and stores its rows as deltas again.
         resumed = await definition.build().run(checkpoint_id=rows[3].pk,
                                                checkpoint_storage=fresh)
