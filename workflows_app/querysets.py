@@ -116,9 +116,10 @@ class CheckpointQuerySet(models.QuerySet):
                          for row_id, base_id, _run, position, data, content_hash
                          in reversed(path)])
         record = links[-1].record
-        if not isinstance(record, dict) or not isinstance(record.get("checkpoint"), dict):
-            raise WorkflowCheckpointError(f"checkpoint {checkpoint_id} is corrupt: no checkpoint "
-                                          f"document in its record")
+        if not (isinstance(record, dict) and isinstance(record.get("checkpoint"), dict)
+                and isinstance(record.get("outputs"), list)):
+            raise WorkflowCheckpointError(f"checkpoint {checkpoint_id} is corrupt: its record "
+                                          f"lacks the checkpoint document or the outputs")
         # Raw SQL gives the run's uuid as the backend stores it (hex text on SQLite).
         run_id = meta.get_field("run").target_field.to_python(path[0][2])
         return run_id, links

@@ -283,3 +283,108 @@ async def test_memberships_are_renewed_before_they_expire(viewer, run, settings)
     assert (await communicator.receive_json_from(WAIT))["status"] == "waiting"
     await communicator.disconnect()
     await close_layer(get_channel_layer())  # the settings fixture forgets it before fresh_layer
+
+
+# --------------------------------------------------------------------------- what pages send
+async def test_what_the_browser_sends_wrong_gets_an_error_naming_it(viewer, run):
+    await sync_to_async(add_events)(run, range(1, 4))
+    communicator = socket(f"/ws/runs/{run.pk}/", viewer)
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["type"] == "status"
+    for text, error in [("not json", "expected a JSON object"),
+                        ("[1, 2]", "expected a JSON object"),
+                        ('{"type": "dance"}', "unknown message type 'dance'"),
+                        ('{"no": "type"}', "unknown message type None"),
+                        ('{"type": "replay", "after": "x"}', "after must be a non-negative integer"),
+                        ('{"type": "replay", "after": -1}', "after must be a non-negative integer")]:
+        await communicator.send_to(text_data=text)
+        assert await communicator.receive_json_from() == {"type": "error", "error": error}
+    # A replay without "after" starts from the first event.
+    await communicator.send_json_to({"type": "replay"})
+    assert seqs(await communicator.receive_json_from()) == [1, 2, 3]
+    assert (await communicator.receive_json_from())["type"] == "status"
+    await communicator.disconnect()
+
+
+async def test_the_runs_socket_answers_any_message_with_an_error(viewer):
+    communicator = socket("/ws/runs/", viewer)
+    assert (await communicator.connect())[0]
+    await communicator.send_json_to({"type": "replay", "after": 0})
+    assert await communicator.receive_json_from() == {
+        "type": "error", "error": "unknown message type 'replay'"}
+    await communicator.disconnect()
+
+
+async def test_a_bad_after_in_the_url_is_refused_and_no_replay_happens(viewer, run):
+    await sync_to_async(add_events)(run, range(1, 3))
+    communicator = socket(f"/ws/runs/{run.pk}/?after=abc", viewer)
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_json_from() == {
+        "type": "error", "error": "after must be a non-negative integer"}
+    assert (await communicator.receive_json_from())["type"] == "status"  # and no events
+    assert await communicator.receive_nothing(0.3)
+    await communicator.disconnect()
+
+
+async def test_live_events_start_after_the_mark_and_fill_gaps_up_to_the_newest(viewer, run):
+    await sync_to_async(add_events)(run, range(1, 8))
+    communicator = socket(f"/ws/runs/{run.pk}/?after=2", viewer)
+    assert (await communicator.connect())[0]
+    assert seqs(await communicator.receive_json_from()) == [3, 4, 5, 6, 7]
+    assert (await communicator.receive_json_from())["type"] == "status"
+    await sync_to_async(add_events)(run, range(8, 12))
+    await publish_events(run, [9])  # 8 was lost on the way; 10 and 11 are not due yet
+    assert seqs(await communicator.receive_json_from(WAIT)) == [8, 9]
+    await communicator.disconnect()
+
+
+async def test_a_page_without_a_mark_takes_every_live_event(viewer, run):
+    communicator = socket(f"/ws/runs/{run.pk}/", viewer)
+    assert (await communicator.connect())[0]
+    assert (await communicator.receive_json_from())["type"] == "status"
+    await publish_events(run, [1, 2])
+    assert seqs(await communicator.receive_json_from(WAIT)) == [1, 2]
+    await communicator.disconnect()
+
+
+async def test_status_is_sent_again_after_a_replay_and_a_deleted_run_closes_the_page(viewer,
+                                                                                   run):
+    communicator = socket(f"/ws/runs/{run.pk}/", viewer)
+    assert (await communicator.connect())[0]
+    first = await communicator.receive_json_from()
+    assert first == {"type": "status", "run_id": str(run.pk), "status": "running",
+                     "superstep": 2}
+    await communicator.send_json_to({"type": "replay", "after": 0})
+    assert await communicator.receive_json_from() == first  # a replay ends with it
+    await live.asend(live.status_message(run.pk, "running"))  # unchanged: nothing sent
+    assert await communicator.receive_nothing(0.5)
+    await sync_to_async(Run.objects.filter(pk=run.pk).delete)()
+    await live.asend(live.status_message(run.pk, "running"))
+    assert (await communicator.receive_output(WAIT)) == {"type": "websocket.close",
+                                                          "code": 4404}
+
+
+async def test_a_membership_that_cannot_be_renewed_is_logged_and_tried_again(
+        viewer, run, settings, caplog):
+    layers = {"default": {**settings.CHANNEL_LAYERS["default"]}}
+    layers["default"]["CONFIG"] = {**layers["default"]["CONFIG"], "group_expiry": 0.4}
+    settings.CHANNEL_LAYERS = layers
+    layer = get_channel_layer()
+    joins = []
+    original = layer.group_add
+
+    async def flaky_add(group, channel):
+        joins.append(group)
+        if len(joins) == 2:  # the first renewal fails
+            raise ConnectionError("layer away")
+        await original(group, channel)
+    layer.group_add = flaky_add
+    communicator = socket("/ws/runs/", viewer)
+    assert (await communicator.connect())[0]
+    await asyncio.sleep(0.45)  # renewals every group_expiry / 4, at least every 0.1 s
+    await communicator.disconnect()
+    assert len(joins) >= 3 and set(joins) == {live.RUNS_GROUP}
+    failures = [r for r in caplog.records if r.getMessage().startswith("could not renew")]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert failures[0].args[1:] == (live.RUNS_GROUP,) and failures[0].args[0]
+    await close_layer(layer)

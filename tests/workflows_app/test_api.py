@@ -536,6 +536,81 @@ def test_hand_edited_request_ids_must_fit_the_requests_table(users, portable, un
     _refused(answer, 400, "checkpoint.pending_requests")
 
 
+@pytest.mark.parametrize("field, value", [
+    ("checkpoint_id", "c" * 64), ("superstep", 0), ("superstep", 2**31 - 1),
+    ("metadata", {"graph": "kept"}),  # no kind: a superstep checkpoint
+])
+def test_hand_edited_documents_at_the_limits_are_imported(field, value, users, portable):
+    document = copy.deepcopy(portable)
+    document["checkpoint"][field] = value
+    answer = _client(users.operator).post("/api/checkpoints/import/", _rehash(document),
+                                          format="json")
+    assert answer.status_code == 201, answer.content
+    stored = Checkpoint.objects.get(run_id=answer.json()["id"])
+    assert stored.kind == (document["checkpoint"]["metadata"].get("kind") or "superstep")
+    if field != "metadata":
+        assert getattr(stored, field if field != "checkpoint_id" else "pk") == value
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("superstep", 2**31, ("checkpoint.superstep: must be between 0 and 2147483647, got "
+                          "2147483648",)),
+    ("metadata", {"kind": "sideways"}, ("checkpoint.metadata.kind: must be one of entry, "
+                                        "superstep, response",)),
+])
+def test_hand_edited_documents_just_past_the_limits_are_refused_by_name(field, value, words,
+                                                                       users, portable):
+    document = copy.deepcopy(portable)
+    document["checkpoint"][field] = value
+    answer = _client(users.operator).post("/api/checkpoints/import/", _rehash(document),
+                                          format="json")
+    _refused(answer, 400, *words)
+
+
+@pytest.mark.parametrize("request_id, executor_id, accepted", [
+    ("r" * 100, "reviewer", True), ("r" * 101, "reviewer", False),
+    ("r1", "e" * 100, True), ("r1", "e" * 101, False), ("", "reviewer", False)])
+def test_request_and_executor_ids_are_held_to_the_column(request_id, executor_id, accepted,
+                                                          users, portable):
+    document = copy.deepcopy(portable)
+    requests = document["checkpoint"]["pending_requests"]
+    (record,) = requests.values()
+    requests.clear()
+    requests[request_id] = {**record, "request_id": request_id,
+                            "source_executor_id": executor_id}
+    answer = _client(users.operator).post("/api/checkpoints/import/", _rehash(document),
+                                          format="json")
+    if accepted:
+        assert answer.status_code == 201, answer.content
+    else:
+        _refused(answer, 400, "checkpoint.pending_requests: request ids and executor ids must "
+                              "have 1 to 100 characters")
+
+
+def test_a_corrupt_checkpoint_is_409_naming_the_row_on_every_read(users, seeded):
+    head = seeded.loop.head_checkpoint_id
+    Checkpoint.objects.filter(pk=head).update(document=b"garbage")
+    client = _client(users.viewer)
+    for url in (f"/api/checkpoints/{head}/", f"/api/checkpoints/{head}/diff/",
+                f"/api/checkpoints/{head}/export/"):
+        _refused(client.get(url), 409, f"checkpoint {head} is corrupt: its content does not "
+                                        f"match its hash")
+    _refused(client.get(f"/api/checkpoints/{head}/export/"), 409,
+             f"checkpoint {head} cannot be exported: ")
+
+
+def test_lists_read_what_they_show_in_a_bounded_number_of_queries(
+        users, execute, django_assert_max_num_queries):
+    for title in ("A", "B", "C", "D"):  # answered requests, each by a user the list names
+        run = execute(services.start_run("document-review", {"title": title}, users.operator))
+        services.respond(run.requests.get().pk, {"approved": True}, users.approver)
+    client = _client(users.viewer)
+    with django_assert_max_num_queries(5):  # not one more per row
+        assert len(client.get("/api/requests/").json()["results"]) == 4
+    with django_assert_max_num_queries(5):
+        assert len(client.get("/api/runs/").json()["results"]) == 4
+
+
 # --------------------------------------------------------------------------- conflicts
 def test_resume_while_queued_or_running_is_409(users, seeded, unchanged):
     client = _client(users.operator)

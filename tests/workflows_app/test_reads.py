@@ -83,16 +83,19 @@ def test_a_chain_whose_base_is_gone_names_the_missing_row(execute):
     base.save(force_insert=True)  # the test database's constraints are checked at the end
 
 
-def test_a_record_without_a_checkpoint_document_is_refused(execute):
+@pytest.mark.parametrize("record", [{"outputs": []}, {"checkpoint": {}}, [],
+                                    {"checkpoint": [], "outputs": []},
+                                    {"checkpoint": {}, "outputs": {}}])
+def test_a_record_without_its_checkpoint_document_or_outputs_is_refused(execute, record):
     run = execute(services.start_run("long-loop", {"rounds": 1}))
     whole = _whole_row(run)
-    data = pack(encode({"outputs": []}))
+    data = pack(encode(record))
     Checkpoint.objects.filter(pk=whole.pk).update(
         document=data, content_hash=hashlib.sha256(data).hexdigest())
     with pytest.raises(WorkflowCheckpointError) as refused:
         Checkpoint.objects.read_record(whole.pk)
-    assert str(refused.value) == (f"checkpoint {whole.pk} is corrupt: no checkpoint document "
-                                  f"in its record")
+    assert str(refused.value) == (f"checkpoint {whole.pk} is corrupt: its record lacks the "
+                                  f"checkpoint document or the outputs")
 
 
 def test_bytes_that_do_not_decompress_are_named_with_the_row_that_needs_them(execute):

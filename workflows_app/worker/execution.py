@@ -155,9 +155,8 @@ class RunExecution:
         with transaction.atomic():
             if self.batch:
                 self.batch.write(self.lease, self.storage, self.requests)
-            status = lifecycle.end_task(
-                self.run_id, self.lease.owner, outcome, outputs=self.storage.outputs,
-                error=error_text(error) if error is not None else "")
+            status = lifecycle.end_task(self.run_id, self.lease.owner, outcome,
+                                        error=error_text(error) if error is not None else "")
             if status is None:
                 raise LeaseLost()
         self.batch = GroupCommit()

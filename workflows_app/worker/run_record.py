@@ -41,7 +41,7 @@ class RunRecordStorage(DatabaseCheckpointStorage):
         owner, links = Checkpoint.objects.read_chain(checkpoint_id)
         self.writer.continue_from(owner, links)
         record = links[-1].record
-        self.outputs = list(record.get("outputs", []))
+        self.outputs = list(record["outputs"])
         self.outputs_unsaved = True
         return WorkflowCheckpoint.from_dict(record["checkpoint"])
 
