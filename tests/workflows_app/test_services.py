@@ -186,3 +186,60 @@ def test_retention_keeps_the_configured_number_by_default_and_records_who_pruned
                              "keep": 4}
     settings.STEPSTONE = {**settings.STEPSTONE, "RETAIN_CHECKPOINTS": 0}
     assert services.prune_checkpoints().checkpoints == 0  # 0 keeps everything
+
+
+@pytest.mark.parametrize("value, problem", [
+    ({"title": "a\x00b"}, "input: text must not contain NUL characters (\\u0000)"),
+    ({"title": "a\ud800b"}, "input: text must not contain unpaired surrogates"),
+    ({"title": "ok", "body": "deep \x00 inside"}, "input: text must not contain NUL"),
+])
+def test_text_no_database_can_store_is_refused_by_name(value, problem):
+    before = _counts()
+    with pytest.raises(services.InvalidInput) as refused:
+        services.start_run("document-review", value)
+    assert str(refused.value).startswith(problem)
+    assert _counts() == before
+
+
+def test_a_nul_inside_a_list_or_a_key_is_found_too(make_user):
+    for value in (["fine", ["deeper", "x\x00"]], {"k\x00": 1}):
+        with pytest.raises(services.InvalidInput, match="answer: text must not contain NUL"):
+            services._storable(value, "answer")
+    assert services._storable({"k": ["a", ("b", 1)]}, "answer") == {"k": ["a", ("b", 1)]}
+
+
+def test_the_sweeps_are_scheduled_forever_at_their_intervals():
+    from django_q.models import Schedule
+
+    recover = Schedule.objects.get(name="stepstone-recover-runs")
+    assert (recover.func, recover.schedule_type, recover.minutes, recover.repeats) == (
+        "workflows_app.tasks.recover_runs", Schedule.MINUTES, 1, -1)
+    prune = Schedule.objects.get(name="stepstone-prune-checkpoints")
+    assert (prune.func, prune.schedule_type, prune.repeats) == (
+        "workflows_app.tasks.prune_checkpoints", Schedule.HOURLY, -1)
+    Schedule.objects.filter(name="stepstone-recover-runs").update(func="changed", repeats=3)
+    services.ensure_recovery_schedule()  # set back, not added twice
+    assert Schedule.objects.filter(name="stepstone-recover-runs").count() == 1
+    recover = Schedule.objects.get(name="stepstone-recover-runs")
+    assert (recover.func, recover.repeats) == ("workflows_app.tasks.recover_runs", -1)
+
+
+def test_the_retention_report_adds_up_every_pruned_run(execute):
+    runs = [execute(services.start_run("long-loop", {"rounds": 3})) for _ in range(2)]
+    sizes = {run.pk: sum(run.checkpoints.values_list("size_bytes", flat=True)) for run in runs}
+    counts = {run.pk: run.checkpoints.count() for run in runs}
+    report = services.prune_checkpoints(keep=1)
+    left = {run.pk: run.checkpoints.count() for run in runs}
+    assert report.runs == 2
+    assert report.checkpoints == sum(counts[pk] - left[pk] for pk in counts)
+    kept_bytes = {run.pk: sum(run.checkpoints.values_list("size_bytes", flat=True))
+                  for run in runs}
+    assert report.bytes == sum(sizes[pk] - kept_bytes[pk] for pk in sizes)
+
+
+def test_an_export_reads_its_run_and_workflow_with_the_checkpoint(execute,
+                                                                  django_assert_num_queries):
+    run = execute(services.start_run("long-loop", {"rounds": 1}))
+    with django_assert_num_queries(2):  # the row with its run and workflow; its chain
+        document = services.export_checkpoint(run.head_checkpoint_id)
+    assert document["workflow"] == "long-loop"
