@@ -80,7 +80,6 @@ def _move(run: Run, transition: str, target: str, refusal: str, **fields: Any) -
         raise Conflict(refusal)
     fields.update(status=target, updated_at=timezone.now())
     Run.objects.filter(pk=run.pk).update(**fields)
-    run.status = target
     _announce(run.pk, target)
 
 

@@ -187,5 +187,7 @@ def test_a_task_slice_of_zero_hands_over_at_every_checkpoint_without_a_failure(e
     assert tasks[:-1] == ["handed over"] * (len(tasks) - 1) and tasks[-1] == "completed"
     types = list(run.events.values_list("type", flat=True))
     assert "failed" not in types and types.count("stopped") == len(tasks) - 1
+    assert {e.data["reason"] for e in run.events.filter(type="stopped")} == {
+        "the task's slice is used up: a new task continues the run"}
     assert [s for t, s in run.events.values_list("type", "superstep")
             if t == "superstep_completed"] == list(range(1, 7))

@@ -239,3 +239,73 @@ def test_a_task_cancelled_at_a_checkpoint_cancels_the_requests_still_open(execut
     assert lifecycle.end_task(run.pk, "w", Outcome.CANCELLED) == RunStatus.CANCELLED
     assert run.requests.get().status == RequestStatus.CANCELLED
     assert other.requests.get().status == RequestStatus.OPEN
+
+
+# --------------------------------------------------------------------------- claiming
+def test_a_claim_takes_a_queued_run_or_an_expired_lease_and_counts_the_attempt():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    queued, expired, silent, held, other = (services.start_run("long-loop", {"rounds": 1})
+                                            for _ in range(5))
+    Run.objects.filter(pk=expired.pk).update(status=RunStatus.RUNNING, lease_owner="dead",
+                                             lease_expires_at=now - timedelta(seconds=1),
+                                             attempts=3, started_at=now - timedelta(hours=1))
+    Run.objects.filter(pk=silent.pk).update(status=RunStatus.RUNNING, lease_owner="dead",
+                                            lease_expires_at=None)
+    Run.objects.filter(pk=held.pk).update(status=RunStatus.RUNNING, lease_owner="alive",
+                                          lease_expires_at=now + timedelta(seconds=30))
+    first = lifecycle.claim(queued.pk, "me")
+    assert (first.status, first.lease_owner, first.attempts) == (RunStatus.RUNNING, "me", 1)
+    assert first.lease_expires_at > now and first.started_at is not None
+    assert first.updated_at > queued.updated_at and first.workflow.name == "long-loop"
+    taken = lifecycle.claim(expired.pk, "me")
+    assert (taken.lease_owner, taken.attempts) == ("me", 4)
+    assert taken.started_at == now - timedelta(hours=1)  # started once, when first claimed
+    assert lifecycle.claim(silent.pk, "me").lease_owner == "me"
+    assert lifecycle.claim(held.pk, "me") is None
+    assert Run.objects.get(pk=held.pk).lease_owner == "alive"
+    assert Run.objects.get(pk=other.pk).started_at is None  # only the claimed run starts
+
+
+def test_a_rehydrated_run_starts_at_its_checkpoint_recorded_with_its_source(execute, users):
+    source = execute(services.start_run("long-loop", {"rounds": 3}))
+    checkpoint = source.checkpoints.get(superstep=4)
+    child = services.rehydrate_run(source.pk, checkpoint.pk, users.operator)
+    assert (child.current_superstep, child.head_checkpoint_id, child.error) == (
+        4, checkpoint.pk, "")
+    action = child.actions.get()
+    assert (action.kind, action.checkpoint_id, action.detail) == (
+        ActionKind.REHYDRATE, checkpoint.pk, {"source_run": str(source.pk), "superstep": 4})
+
+
+def test_an_anonymous_caller_is_recorded_as_the_system(execute):
+    from django.contrib.auth.models import AnonymousUser
+
+    run = services.start_run("long-loop", {"rounds": 1}, AnonymousUser())
+    action = run.actions.get()
+    assert (run.created_by, action.user, action.username) == (None, None, "")
+    assert str(action) == "Started by the system"
+
+
+def test_end_task_touches_the_row(execute):
+    run = services.start_run("long-loop", {"rounds": 1})
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w")
+    before = Run.objects.get(pk=run.pk).updated_at
+    lifecycle.end_task(run.pk, "w", Outcome.COMPLETED)
+    assert Run.objects.get(pk=run.pk).updated_at > before
+
+
+def test_an_imported_checkpoint_without_requests_waits_for_an_operator(execute, users):
+    from workflows_app.models import Checkpoint
+
+    loop = execute(services.start_run("long-loop", {"rounds": 2}))
+    document = services.export_checkpoint(loop.checkpoints.get(superstep=2).pk)
+    Checkpoint.objects.filter(run=loop).delete()
+    loop.delete()
+    imported = services.import_checkpoint(document, users.operator)
+    assert (imported.status, imported.current_superstep) == (RunStatus.CANCELLED, 2)
+    assert imported.error == "imported checkpoint: resume or rehydrate it to continue"
+    assert imported.actions.get().username == "operator"

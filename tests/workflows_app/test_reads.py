@@ -116,3 +116,9 @@ def test_a_run_without_checkpoints_has_no_restore_bytes():
     run = Run.objects.create(workflow=RegisteredWorkflow.objects.get(name="long-loop"),
                              status=RunStatus.CANCELLED)
     assert bytes_stored(run) == 0
+    other = services.start_run("long-loop", {"rounds": 1})
+    from workflows_app.worker import RunExecution
+    RunExecution(other.pk).execute()
+    assert bytes_stored(other) == sum(Checkpoint.objects.filter(run=other).values_list(
+        "size_bytes", flat=True)) > 0
+    assert bytes_stored(run) == 0

@@ -141,7 +141,7 @@ def test_the_recovery_sweep_requeues_exactly_the_runs_whose_worker_is_gone(monke
     monkeypatch.setattr(services, "enqueue_run", enqueued.append)
     now = timezone.now()
     runs = {name: services.start_run("long-loop", {"rounds": 1}) for name in (
-        "expired", "leased", "lost_task", "fresh_task", "claimed", "waiting")}
+        "expired", "leased", "lost_task", "fresh_task", "claimed", "waiting", "stale_lease")}
     def set_row(name, **fields):
         Run.objects.filter(pk=runs[name].pk).update(**fields)
     set_row("expired", status=RunStatus.RUNNING, lease_owner="w",
@@ -152,6 +152,7 @@ def test_the_recovery_sweep_requeues_exactly_the_runs_whose_worker_is_gone(monke
     set_row("fresh_task", updated_at=now - timedelta(seconds=60))
     set_row("claimed", lease_owner="w", updated_at=now - timedelta(seconds=121))
     set_row("waiting", status=RunStatus.WAITING, updated_at=now - timedelta(seconds=999))
+    set_row("stale_lease", status=RunStatus.WAITING, lease_expires_at=now - timedelta(hours=1))
     recovered = services.recover_stale_runs()
     assert sorted(map(str, recovered)) == sorted(str(runs[n].pk) for n in ("expired", "lost_task"))
     assert sorted(map(str, enqueued)) == sorted(map(str, recovered))
@@ -218,10 +219,15 @@ def test_the_sweeps_are_scheduled_forever_at_their_intervals():
     assert (prune.func, prune.schedule_type, prune.repeats) == (
         "workflows_app.tasks.prune_checkpoints", Schedule.HOURLY, -1)
     Schedule.objects.filter(name="stepstone-recover-runs").update(func="changed", repeats=3)
+    Schedule.objects.filter(name="stepstone-prune-checkpoints").delete()
     services.ensure_recovery_schedule()  # set back, not added twice
+    services.ensure_retention_schedule()  # made again
     assert Schedule.objects.filter(name="stepstone-recover-runs").count() == 1
     recover = Schedule.objects.get(name="stepstone-recover-runs")
     assert (recover.func, recover.repeats) == ("workflows_app.tasks.recover_runs", -1)
+    prune = Schedule.objects.get(name="stepstone-prune-checkpoints")
+    assert (prune.func, prune.schedule_type, prune.repeats) == (
+        "workflows_app.tasks.prune_checkpoints", Schedule.HOURLY, -1)
 
 
 def test_the_retention_report_adds_up_every_pruned_run(execute):

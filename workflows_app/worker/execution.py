@@ -97,10 +97,10 @@ class RunExecution:
         last = RunEvent.objects.filter(run_id=self.run_id).aggregate(last=Max("seq"))["last"]
         self.events = EventLog(self.run_id, last or 0)
         try:
-            arguments = self._run_arguments(run)
-        except Exception as error:  # an unknown workflow, an undecodable input...
-            return self._finish(Outcome.FAILED, error)
-        try:
+            try:
+                arguments = self._run_arguments(run)
+            except Exception as error:  # an unknown workflow, an undecodable input...
+                return self._finish(Outcome.FAILED, error)
             with _private_event_loop_may_block():
                 outcome, error = asyncio.run(
                     self._drive(arguments, connections[DEFAULT_DB_ALIAS]))
@@ -159,7 +159,6 @@ class RunExecution:
                                         error=error_text(error) if error is not None else "")
             if status is None:
                 raise LeaseLost()
-        self.batch = GroupCommit()
         self.publisher.send(live.events_message(self.run_id, committed)
                             + live.status_message(self.run_id, status))
         return f"{outcome}: {error_text(error)}" if error is not None else str(outcome)

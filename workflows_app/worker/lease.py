@@ -25,7 +25,6 @@ class LeaseLost(Exception):
 
 class Lease:
     def __init__(self, run_id: Any, owner: str) -> None:
-        self.run_id = run_id
         self.owner = owner
         # The rows this worker may write: the run, while it holds it.
         self.fence = {"id": run_id, "lease_owner": owner, "status": RunStatus.RUNNING}
