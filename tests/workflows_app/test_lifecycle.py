@@ -128,6 +128,7 @@ def test_a_start_queues_the_run_once_it_commits(after_commit, users):
     assert after_commit.enqueued == [run.pk]
     assert after_commit.announced == [(run.pk, RunStatus.QUEUED)]
     assert run.created_by == users.operator and run.head_checkpoint_id is None
+    assert run.current_superstep == 0
 
 
 def test_a_resume_resets_the_run_to_its_checkpoint_and_queues_it(execute, after_commit,
