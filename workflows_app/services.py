@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from django_q.models import Schedule
 
 from . import lifecycle, permissions, registry
 from .checkpoint_rows import CheckpointWriter
@@ -91,8 +93,6 @@ def ensure_operator_account(username: str = "operator") -> OperatorAccount:
 def ensure_roles() -> None:
     """The role groups exist and hold at least their permissions (``permissions.ROLES``);
     permissions an administrator added to a group stay."""
-    from django.contrib.auth.models import Group, Permission
-
     for name, codenames in permissions.ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.add(*Permission.objects.filter(
@@ -102,7 +102,8 @@ def ensure_roles() -> None:
 # --------------------------------------------------------------------------- definitions
 @transaction.atomic
 def sync_workflows() -> list[RegisteredWorkflow]:
-    """Mirror the registered definitions into ``Workflow`` rows (graph, signature, schema)."""
+    """Mirror the registered definitions into ``RegisteredWorkflow`` rows (graph, signature,
+    schema)."""
     synced = []
     for definition in registry.all_definitions():
         workflow = definition.build()
@@ -121,20 +122,17 @@ def sync_workflows() -> list[RegisteredWorkflow]:
 
 def ensure_recovery_schedule() -> None:
     """The django-q2 schedule that runs the recovery sweep every minute."""
-    from django_q.models import Schedule
     _ensure_schedule("stepstone-recover-runs", "workflows_app.tasks.recover_runs",
                      schedule_type=Schedule.MINUTES, minutes=1)
 
 
 def ensure_retention_schedule() -> None:
     """The django-q2 schedule that runs the checkpoint retention sweep every hour."""
-    from django_q.models import Schedule
     _ensure_schedule("stepstone-prune-checkpoints", "workflows_app.tasks.prune_checkpoints",
                      schedule_type=Schedule.HOURLY)
 
 
 def _ensure_schedule(name: str, func: str, **timing: Any) -> None:
-    from django_q.models import Schedule  # django-q2's models: only once apps are loaded
     Schedule.objects.update_or_create(name=name, defaults={"func": func, "repeats": -1,
                                                            **timing})
 

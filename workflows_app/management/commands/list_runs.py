@@ -17,12 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
     def handle(self, *args, status=None, workflow=None, limit=50, **options):
-        runs = Run.objects.select_related("workflow").order_by("-created_at")
-        if status:
-            runs = runs.filter(status=status)
-        if workflow:
-            runs = runs.filter(workflow__name=workflow)
-        for run in runs[:limit]:
+        for run in Run.objects.filter_by(status=status, workflow=workflow)[:limit]:
             row = {"id": str(run.pk), "workflow": run.workflow.name, "status": run.status,
                    "superstep": run.current_superstep, "outputs": run.outputs,
                    "error": run.error, "created_at": run.created_at.isoformat()}
