@@ -16,7 +16,7 @@ from workflows_app.models import Checkpoint, Run
 from workflows_app.states import RunStatus
 
 BEFORE_LIFECYCLE = ("workflows_app", "0004_document_zstandard")
-LATEST = ("workflows_app", "0005_lifecycle_actions")
+LATEST = ("workflows_app", "0006_drop_restore_from_and_row_outputs")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

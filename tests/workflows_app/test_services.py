@@ -117,6 +117,7 @@ def test_export_then_import_restores_requests_and_refuses_tampering(execute):
     assert finished.outputs == ["published 'Port' (revision 1)"]
 
 
+@pytest.mark.django_db(transaction=True)  # a flush cannot run inside a test's transaction
 def test_the_roles_exist_with_their_permissions_and_come_back_after_a_flush():
     from django.contrib.auth.models import Group
 

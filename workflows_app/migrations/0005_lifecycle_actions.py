@@ -2,10 +2,9 @@
 
 - the ``Workflow`` model is named ``RegisteredWorkflow`` (its table, and the permissions
   groups hold, keep their meaning: the table name stays, the permission codenames follow);
-- a resume or a rehydrate makes the chosen checkpoint the run's head (where it continues),
-  so ``Run.restore_from`` goes; one queued before this migration keeps its checkpoint as
-  the head;
-- ``Checkpoint.outputs`` goes: a row's record holds the run's outputs so far;
+- a resume or a rehydrate makes the chosen checkpoint the run's head (where it continues);
+  one queued before this migration keeps its checkpoint as the head, and 0006 drops
+  ``Run.restore_from`` (and ``Checkpoint.outputs``: a row's record holds the outputs);
 - ``OperatorAction``, the activity trail.
 """
 
@@ -60,19 +59,9 @@ class Migration(migrations.Migration):
             old_name='Workflow',
             new_name='RegisteredWorkflow',
         ),
-        migrations.RunPython(rename_permissions, unrename_permissions),
         migrations.AlterModelOptions(
             name='registeredworkflow',
             options={'ordering': ['name'], 'verbose_name': 'workflow'},
-        ),
-        migrations.RemoveField(
-            model_name='checkpoint',
-            name='outputs',
-        ),
-        migrations.RunPython(restore_points_to_heads, heads_to_restore_points),
-        migrations.RemoveField(
-            model_name='run',
-            name='restore_from',
         ),
         migrations.AlterField(
             model_name='run',
@@ -97,4 +86,8 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['run', '-created_at'], name='action_run_created'), models.Index(fields=['kind', '-created_at'], name='action_kind_created')],
             },
         ),
+        # Data last: on PostgreSQL, a table whose rows this transaction changed cannot be altered
+        # in it (pending trigger events), so the columns go in 0006.
+        migrations.RunPython(rename_permissions, unrename_permissions),
+        migrations.RunPython(restore_points_to_heads, heads_to_restore_points),
     ]
