@@ -14,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -25,7 +26,8 @@ from workflows_app.states import RunStatus
 from .diagram import layout
 from .forms import ResponseForm, StartRunForm, example_input
 
-RUN_PARTS = ("header", "requests", "checkpoints", "outputs")
+RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history")
+HISTORY_SHOWN = 20  # newest operator actions on a run page; the admin lists them all
 
 
 def _require(request, check) -> None:
@@ -111,11 +113,72 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "next_url": reverse("dashboard:run", args=[run.pk]),
         "outputs": [o if isinstance(o, str) else json.dumps(plain(o), ensure_ascii=False)
                     for o in run.outputs],
+        "facts": _run_facts(run),
+        "history": [_action_item(action) for action in run.actions.select_related("user")[
+            :HISTORY_SHOWN]],
+        "history_total": run.actions.count(),
         "can_operate": permissions.can_operate(request.user),
         "can_approve": permissions.can_approve(request.user),
         "active": run.status in RunStatus.active(),
         "finished": run.status in RunStatus.finished(),
     }
+
+
+def _run_facts(run: Run) -> dict[str, Any]:
+    """What a run was started with, when it ran, and the error it last failed with (kept
+    after a resume clears the run's own)."""
+    ended = run.finished_at or (timezone.now() if run.started_at else None)
+    last_failure = None if run.error else run.events.filter(type="failed").order_by(
+        "-seq").values_list("data", flat=True).first()
+    return {
+        "input": json.dumps(plain(run.input), ensure_ascii=False) if run.input is not None
+        else None,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
+        "previous_error": (last_failure or {}).get("error", ""),
+    }
+
+
+def _duration(elapsed) -> str:
+    seconds = elapsed.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s"
+
+
+def _action_item(action) -> dict[str, Any]:
+    """An operator action as the run page's history lists it: who, when, and what, in words."""
+    detail = action.detail or {}
+    kind = action.kind
+    if kind == "resume":
+        cancelled = detail.get("cancelled_requests", 0)
+        text = (f"resumed it from its checkpoint at superstep {detail.get('superstep')} "
+                f"(it was {detail.get('from_status')})")
+        if cancelled:
+            text += f"; {cancelled} open request{'s' if cancelled != 1 else ''} cancelled"
+    elif kind == "rehydrate":
+        text = (f"rehydrated it from run {str(detail.get('source_run', ''))[:8]} at superstep "
+                f"{detail.get('superstep')}")
+    elif kind == "cancel":
+        text = ("asked it to stop at its next checkpoint (it was running)"
+                if detail.get("from_status") == "running" else
+                f"cancelled it (it was {detail.get('from_status')})")
+    elif kind == "answer":
+        text = (f"answered request {str(detail.get('request_id', ''))[:8]} with "
+                f"{json.dumps(plain(detail.get('response')), ensure_ascii=False)}")
+    elif kind == "prune":
+        text = (f"pruned {detail.get('checkpoints')} old checkpoints "
+                f"({detail.get('bytes')} bytes), keeping the newest {detail.get('keep')}")
+    elif kind == "import":
+        text = f"imported it from checkpoint {action.checkpoint_id[:8]}"
+    else:
+        text = "started it"
+    return {"action": action, "who": action.username or "the system", "text": text}
 
 
 def _request_item(pending: PendingRequest, form: ResponseForm | None = None) -> dict:

@@ -60,7 +60,7 @@ const Stepstone = (() => {
         setConnection(state);
       }
     }
-    const refreshAll = debounce(() => ["header", "requests", "outputs", "checkpoints"].forEach(refresh), 120);
+    const refreshAll = debounce(() => ["header", "requests", "outputs", "checkpoints", "history"].forEach(refresh), 120);
 
     function setNode(executorId, state) {
       const node = document.querySelector(`#graph g.node[data-executor="${CSS.escape(executorId)}"]`);

@@ -204,6 +204,12 @@ def test_document_review_end_to_end(site, page):
     assert [(r["status"], fields(r["response"])) for r in answered] == \
         [("answered", {"approved": True, "comment": "ship it"})]
     expect(page.locator("#requests form.request-form")).to_have_count(0)
+    # The history says who answered, with what; the header when the run started and ended.
+    answer = page.locator('#history li[data-action="answer"]')
+    expect(answer).to_contain_text("operator answered request")
+    expect(answer).to_contain_text('"comment": "ship it"')
+    expect(page.locator('#history li[data-action="start"]')).to_contain_text("operator started it")
+    expect(page.locator("#run-facts .duration")).to_have_count(1)
     wait_until("the run page to show every event of the run", lambda: page.locator(
         "#events li[data-seq]").count() == len(installation.events(run_id)))
     screenshot(page, "05-run-detail-completed")

@@ -140,3 +140,48 @@ def test_labels_point_at_their_fields_and_ids_are_unique_per_request(
     pk = waiting_review.requests.get().pk
     page = client.get(reverse("dashboard:requests")).content.decode()
     assert f'for="id_approved-{pk}"' in page and f'id="id_approved-{pk}"' in page
+
+
+def test_the_run_page_says_who_did_what_and_when_it_ran(client, member, execute, users):
+    member("viewers")
+    run = execute(services.start_run("document-review", {"title": "Plan"}, users.operator))
+    request = run.requests.get()
+    services.respond(request.pk, {"approved": False, "comment": "tighter"}, users.approver)
+    run = execute(run)
+    services.resume_run(run.pk, run.checkpoints.get(kind="entry").pk, users.operator)
+    page = client.get(reverse("dashboard:run", args=[run.pk])).content.decode()
+    history = page[page.index('id="history"'):]
+    history = history[:history.index("</ol>")]
+    lines = history.split("<li")[1:]
+    assert len(lines) == 3  # newest first
+    assert 'data-action="resume"' in lines[0] and "<b>operator</b> resumed it from its " \
+        "checkpoint at superstep 0 (it was waiting); 1 open request cancelled" in lines[0]
+    assert 'data-action="answer"' in lines[1] and "<b>approver</b> answered request " \
+        f"{request.request_id[:8]} with {{&quot;approved&quot;: false, " in lines[1]
+    assert "<b>operator</b> started it" in lines[2]
+    assert "3 actions" in page
+    assert '<code class="run-input">{&quot;title&quot;: &quot;Plan&quot;' in page
+    assert "Started</dt>" in page and 'class="duration"' in page
+
+
+def test_a_long_history_is_cut_to_the_newest_with_a_link_to_all(client, member, execute,
+                                                                  users):
+    member("viewers")
+    run = execute(services.start_run("long-loop", {"rounds": 1}, users.operator))
+    for _ in range(22):
+        services.resume_run(run.pk, run.head_checkpoint_id, users.operator)
+        run = execute(run)
+    page = client.get(reverse("dashboard:run", args=[run.pk])).content.decode()
+    assert page.count('data-action="resume"') == 20 and 'data-action="start"' not in page
+    assert "the newest 20 of 23" in page
+    assert f"/admin/workflows_app/operatoraction/?run={run.pk}" in page
+
+
+def test_a_resumed_run_still_shows_the_error_it_failed_with(client, member, execute):
+    member("viewers")
+    failed = execute(services.start_run("long-loop", {"rounds": 5, "fail_at": 3}))
+    services.resume_run(failed.pk, failed.head_checkpoint_id)
+    page = client.get(reverse("dashboard:run", args=[failed.pk])).content.decode()
+    assert "Failed before it was resumed: RuntimeError: told to fail at tick 3" in page
+    part = client.get(reverse("dashboard:run-part", args=[failed.pk, "history"]))
+    assert part.status_code == 200 and 'data-action="start"' in part.content.decode()
