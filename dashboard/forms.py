@@ -2,7 +2,8 @@
 
 A request stores the JSON schema of its response type (``services`` derives it with
 pydantic). ``ResponseForm`` turns that schema into fields: a bare ``bool`` becomes
-approve/reject buttons, ``str`` a text box, ``int``/``float`` a number, an ``Enum`` a choice,
+approve/reject buttons (a yes/no choice with nothing chosen inside an object), ``str`` a
+text box, ``int``/``float`` a number, an ``Enum`` a choice,
 and a dataclass or pydantic model one field per attribute. ``to_json()`` gives the answer as
 JSON for ``services.respond``, which validates it against the real type.
 """
@@ -14,7 +15,8 @@ from typing import Any
 
 from django import forms
 
-BOOL_CHOICES = [("true", "yes"), ("false", "no")]
+# No default: an approval is a decision the person makes, never one a form makes for them.
+BOOL_CHOICES = [("", "— choose —"), ("true", "yes"), ("false", "no")]
 
 
 def _resolve(schema: dict, root: dict) -> dict:

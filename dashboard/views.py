@@ -114,6 +114,7 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "outputs": [o if isinstance(o, str) else json.dumps(plain(o), ensure_ascii=False)
                     for o in run.outputs],
         "facts": _run_facts(run),
+        **_confirmations(run, open_requests),
         "history": [_action_item(action) for action in run.actions.select_related("user")[
             :HISTORY_SHOWN]],
         "history_total": run.actions.count(),
@@ -122,6 +123,30 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "active": run.status in RunStatus.active(),
         "finished": run.status in RunStatus.finished(),
     }
+
+
+def _confirmations(run: Run, open_requests: list[PendingRequest]) -> dict[str, str]:
+    """What the page asks before an action that discards work or leaves it behind."""
+    named = ", ".join(f"{r.source_executor_id} {_request_kind(r) or 'request'} "
+                      f"({r.request_id[:8]})" for r in open_requests)
+    plural = "s" if len(open_requests) != 1 else ""
+    requests_cancelled = (f" The open request{plural} {named} will be cancelled."
+                          if open_requests else "")
+    stops = ("It stops at its next checkpoint." if run.status == RunStatus.RUNNING
+             else "It stops now.")
+    return {
+        "confirm_resume": ("Work after that checkpoint is set aside as an abandoned branch."
+                           + requests_cancelled),
+        "confirm_cancel": f"Cancel this run? {stops}{requests_cancelled}",
+        "confirm_rehydrate": (f"This run keeps waiting on its open request{plural} {named}; "
+                              f"the new run asks again." if open_requests else ""),
+    }
+
+
+def _request_kind(pending: PendingRequest) -> str:
+    """The request's type by its short name (``ReviewRequest``), or "" for a plain value."""
+    data = pending.request_data
+    return data.get("class", "").rsplit(".", 1)[-1] if isinstance(data, dict) else ""
 
 
 def _run_facts(run: Run) -> dict[str, Any]:
@@ -182,10 +207,9 @@ def _action_item(action) -> dict[str, Any]:
 
 
 def _request_item(pending: PendingRequest, form: ResponseForm | None = None) -> dict:
-    data = pending.request_data
-    kind = data.get("class", "").rsplit(".", 1)[-1] if isinstance(data, dict) else ""
     return {"request": pending, "form": form or _response_form(pending),
-            "kind": kind, "data": json.dumps(plain(data), indent=2, ensure_ascii=False)}
+            "kind": _request_kind(pending),
+            "data": json.dumps(plain(pending.request_data), indent=2, ensure_ascii=False)}
 
 
 def _response_form(pending: PendingRequest, data: Any = None) -> ResponseForm:

@@ -20,7 +20,7 @@ Fixtures (import them into a test module: ``from tests.browser import site, brow
   (Playwright's sync API keeps an event loop of its own; the asyncio tests that follow must
   not share the thread with it); fails when Chromium is missing (.ci/run installs it).
 - ``page`` (function scope): a fresh browser context (no cookies) on the site; confirm
-  dialogs are accepted; when the test fails, a ``FAILED-<test>.png`` screenshot is saved.
+  dialogs are accepted, their texts kept in ``page.dialogs``; when the test fails, a ``FAILED-<test>.png`` screenshot is saved.
 """
 
 from __future__ import annotations
@@ -171,7 +171,13 @@ def page(browser, site, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     tab = context.new_page()
-    tab.on("dialog", lambda dialog: dialog.accept())  # confirm() before cancel and the like
+    dialogs: list[str] = []  # what each confirm() asked, in order; all are accepted
+    tab.dialogs = dialogs  # type: ignore[attr-defined]
+
+    def accept(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+    tab.on("dialog", accept)
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
     tab.js_errors = errors  # type: ignore[attr-defined] - the page's uncaught exceptions

@@ -51,7 +51,12 @@ const Stepstone = (() => {
     const steps = new Map();  // superstep -> {li, started, executors}
 
     async function refresh(part) {
-      const response = await fetch(page.dataset.partsUrl + part + "/", {credentials: "same-origin"});
+      let response;
+      try {
+        response = await fetch(page.dataset.partsUrl + part + "/", {credentials: "same-origin"});
+      } catch (error) {
+        return;  // the server is away: the socket's reconnection brings the page up to date
+      }
       if (response.ok) {
         const panel = document.getElementById(part === "header" ? "run-header" : part + "-panel");
         const connection = document.getElementById("connection");
@@ -148,8 +153,10 @@ const Stepstone = (() => {
   function watchRuns() {
     const container = document.getElementById("runs-table");
     const reload = debounce(async () => {
-      const response = await fetch(container.dataset.url, {credentials: "same-origin"});
-      if (response.ok) container.innerHTML = await response.text();
+      try {
+        const response = await fetch(container.dataset.url, {credentials: "same-origin"});
+        if (response.ok) container.innerHTML = await response.text();
+      } catch (error) { /* the server is away: the next status message reloads again */ }
     }, 200);
     connect(() => "/ws/runs/", (message) => {
       if (message.type !== "status") return;

@@ -168,8 +168,9 @@ def test_document_review_end_to_end(site, page):
     request_forms = page.locator("#requests form.request-form")
     expect(request_forms).to_have_count(1)
     approved = request_forms.locator("select[name=approved]")
-    assert sorted(approved.locator("option").evaluate_all("os => os.map(o => o.value)")) \
-        == ["false", "true"]
+    assert approved.locator("option").evaluate_all("os => os.map(o => o.value)") \
+        == ["", "true", "false"]
+    expect(approved).to_have_value("")  # no decision is made for the approver
     expect(request_forms.locator("input[name=comment]")).to_have_count(1)
     screenshot(page, "03-run-detail-waiting")
 
@@ -251,6 +252,8 @@ def test_document_review_end_to_end(site, page):
     events_before = len(installation.events(run_id))
     with page.expect_navigation():
         entry.locator("button.resume").click()
+    assert page.dialogs[-1] == ("Resume this run from its checkpoint at superstep 0? Work after "
+                                "that checkpoint is set aside as an abandoned branch.")
     assert run_id_of(page.url) == run_id, page.url
     expect(page.locator("#run-status")).to_have_text(status("waiting"))
     expect(page.locator("#requests form.request-form")).to_have_count(1)
@@ -264,6 +267,10 @@ def test_document_review_end_to_end(site, page):
     source = page.locator(f'#checkpoints tr[data-checkpoint="{entry_id}"]')
     with page.expect_navigation():
         source.locator("button.rehydrate").click()
+    # The source run waits on a request: the page said so before starting the new run.
+    assert page.dialogs[-1].startswith("Start a new run from superstep 0? This run keeps "
+                                       "waiting on its open request reviewer ReviewRequest ("), \
+        page.dialogs
     child_id = run_id_of(page.url)
     assert child_id != run_id
     parent_link = page.locator("#lineage a.parent-run")
@@ -280,8 +287,13 @@ def test_document_review_end_to_end(site, page):
     screenshot(page, "07-rehydrated-run")
 
     # -- cancel the rehydrated run ----------------------------------------------------------
+    cancel = page.locator("form.cancel")
+    wait_until("the cancel form to know of the open request", lambda: "will be cancelled" in (
+        cancel.get_attribute("data-confirm") or ""))
     with page.expect_navigation():
-        page.locator(f"form.cancel {SUBMIT}").first.click()
+        cancel.locator(SUBMIT).first.click()
+    assert page.dialogs[-1].startswith("Cancel this run? It stops now. The open request "
+                                       "reviewer ReviewRequest ("), page.dialogs
     assert run_id_of(page.url) == child_id
     expect(page.locator("#run-status")).to_have_text(status("cancelled"))
     installation.wait_status(child_id, "cancelled")

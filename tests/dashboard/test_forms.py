@@ -62,3 +62,13 @@ def test_a_pydantic_model_gets_its_fields_and_required_ones_are_enforced():
     assert not form.is_valid() and "why" in form.errors
     form = ResponseForm(json_schema(Rating), {"stars": "5", "why": "fast"})
     assert form.is_valid() and form.to_json() == {"stars": 5, "why": "fast"}
+
+
+def test_a_yes_or_no_inside_an_answer_starts_unchosen_and_must_be_chosen():
+    blank = ResponseForm(json_schema(Order))
+    assert 'value="" selected' in str(blank["gift"]) or "selected" not in str(blank["gift"])
+    assert [value for value, _ in blank.fields["gift"].choices] == ["", "true", "false"]
+    unchosen = ResponseForm(json_schema(Order), {"quantity": "1", "size": '"s"', "gift": ""})
+    assert not unchosen.is_valid() and unchosen.errors["gift"] == ["This field is required."]
+    chosen = ResponseForm(json_schema(Order), {"quantity": "1", "size": '"s"', "gift": "false"})
+    assert chosen.is_valid() and chosen.cleaned_data["gift"] is False

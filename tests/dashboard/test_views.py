@@ -185,3 +185,52 @@ def test_a_resumed_run_still_shows_the_error_it_failed_with(client, member, exec
     assert "Failed before it was resumed: RuntimeError: told to fail at tick 3" in page
     part = client.get(reverse("dashboard:run-part", args=[failed.pk, "history"]))
     assert part.status_code == 200 and 'data-action="start"' in part.content.decode()
+
+
+def test_actions_that_leave_work_behind_say_so_before_they_run(client, member, execute):
+    member("operators")
+    run = execute(services.start_run("document-review", {"title": "Plan"}))
+    request = run.requests.get()
+    named = f"reviewer ReviewRequest ({request.request_id[:8]})"
+    page = client.get(reverse("dashboard:run", args=[run.pk])).content.decode()
+    assert ('data-confirm="Resume this run from its checkpoint at superstep 0? Work after that '
+            f'checkpoint is set aside as an abandoned branch. The open request {named} will '
+            'be cancelled."') in page
+    assert (f'data-confirm="Cancel this run? It stops now. The open request {named} will be '
+            'cancelled."') in page
+    assert (f'data-confirm="Start a new run from superstep 0? This run keeps waiting on its '
+            f'open request {named}; the new run asks again."') in page
+    services.respond(request.pk, {"approved": True})
+    done = execute(run)
+    page = client.get(reverse("dashboard:run", args=[done.pk])).content.decode()
+    assert "will be cancelled" not in page and "Start a new run" not in page
+    assert "set aside as an abandoned branch.\"" in page
+
+
+def test_cancelling_a_running_run_says_it_stops_at_its_next_checkpoint(client, member):
+    member("operators")
+    run = services.start_run("long-loop", {"rounds": 3})
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    page = client.get(reverse("dashboard:run", args=[run.pk])).content.decode()
+    assert 'data-confirm="Cancel this run? It stops at its next checkpoint."' in page
+
+
+def test_error_pages_explain_and_lead_back(client, member):
+    member("viewers")
+    missing = client.get("/runs/00000000-0000-0000-0000-000000000000/")
+    assert missing.status_code == 404
+    body = missing.content.decode()
+    assert "<h1>Not found</h1>" in body and 'href="/runs/"' in body and "favicon.svg" in body
+    refused = client.post("/runs/00000000-0000-0000-0000-000000000000/cancel/")
+    assert refused.status_code == 403 and "<h1>Not allowed</h1>" in refused.content.decode()
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 301 and icon["Location"].endswith("dashboard/favicon.svg")
+
+
+def test_the_server_error_page_stands_on_its_own(client):
+    from django.views.defaults import server_error
+    from django.test import RequestFactory
+
+    page = server_error(RequestFactory().get("/runs/"))
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in page.content.decode()
