@@ -156,8 +156,8 @@ def _run_facts(run: Run) -> dict[str, Any]:
     last_failure = None if run.error else run.events.filter(type="failed").order_by(
         "-seq").values_list("data", flat=True).first()
     return {
-        "input": json.dumps(plain(run.input), ensure_ascii=False) if run.input is not None
-        else None,
+        "input": json.dumps(plain(run.input), ensure_ascii=False, sort_keys=True)
+        if run.input is not None else None,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
@@ -195,7 +195,8 @@ def _action_item(action) -> dict[str, Any]:
                 f"cancelled it (it was {detail.get('from_status')})")
     elif kind == "answer":
         text = (f"answered request {str(detail.get('request_id', ''))[:8]} with "
-                f"{json.dumps(plain(detail.get('response')), ensure_ascii=False)}")
+                # Sorted: PostgreSQL's jsonb does not keep the order the keys were written in.
+                f"{json.dumps(plain(detail.get('response')), ensure_ascii=False, sort_keys=True)}")
     elif kind == "prune":
         text = (f"pruned {detail.get('checkpoints')} old checkpoints "
                 f"({detail.get('bytes')} bytes), keeping the newest {detail.get('keep')}")

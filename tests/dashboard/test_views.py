@@ -160,7 +160,8 @@ def test_the_run_page_says_who_did_what_and_when_it_ran(client, member, execute,
         f"{request.request_id[:8]} with {{&quot;approved&quot;: false, " in lines[1]
     assert "<b>operator</b> started it" in lines[2]
     assert "3 actions" in page
-    assert '<code class="run-input">{&quot;title&quot;: &quot;Plan&quot;' in page
+    assert ('<code class="run-input">{&quot;body&quot;: &quot;&quot;, &quot;title&quot;: '
+            '&quot;Plan&quot;}</code>') in page
     assert "Started</dt>" in page and 'class="duration"' in page
 
 
