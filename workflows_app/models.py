@@ -127,6 +127,7 @@ class Checkpoint(models.Model):
     created_at = models.DateTimeField()
 
     objects = CheckpointQuerySet.as_manager()
+    _record: dict[str, Any] | None = None  # see record()
 
     class Meta:
         ordering = ["created_at"]
@@ -140,8 +141,12 @@ class Checkpoint(models.Model):
 
     def record(self) -> dict[str, Any]:
         """The run's record at this checkpoint, ``{"checkpoint": ..., "outputs": [...]}``,
-        its deltas applied; raises ``WorkflowCheckpointError`` naming a corrupt row."""
-        return Checkpoint.objects.read_record(self.checkpoint_id)
+        its deltas applied; raises ``WorkflowCheckpointError`` naming a corrupt row. Read
+        once per instance (rows never change): a page showing a checkpoint and its diff
+        reads its chain once. Callers must not modify what it returns."""
+        if self._record is None:
+            self._record = Checkpoint.objects.read_record(self.checkpoint_id)
+        return self._record
 
     def decoded(self) -> dict[str, Any]:
         """The engine's checkpoint document as JSON natives (type tags left in place);
