@@ -5,6 +5,7 @@ the operate or approve permission (``workflows_app.permissions``) and go through
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -15,13 +16,14 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from workflows_app import permissions, services
 from workflows_app.engine import WorkflowCheckpointError
 from workflows_app.models import Checkpoint, PendingRequest, RegisteredWorkflow, Run
-from workflows_app.states import RunStatus
+from workflows_app.states import ActionKind, RunStatus
 
 from .diagram import layout
 from .forms import ResponseForm, StartRunForm, example_input
@@ -113,11 +115,11 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "next_url": reverse("dashboard:run", args=[run.pk]),
         "outputs": [o if isinstance(o, str) else json.dumps(plain(o), ensure_ascii=False)
                     for o in run.outputs],
-        "facts": _run_facts(run),
+        # Built only if the page or panel being rendered shows them (each panel is fetched
+        # again on its own whenever the run changes).
+        "facts": SimpleLazyObject(lambda: _run_facts(run)),
+        "history": SimpleLazyObject(lambda: _history(run)),
         **_confirmations(run, open_requests),
-        "history": [_action_item(action) for action in run.actions.select_related("user")[
-            :HISTORY_SHOWN]],
-        "history_total": run.actions.count(),
         "can_operate": permissions.can_operate(request.user),
         "can_approve": permissions.can_approve(request.user),
         "active": run.status in RunStatus.active(),
@@ -150,19 +152,33 @@ def _request_kind(pending: PendingRequest) -> str:
 
 
 def _run_facts(run: Run) -> dict[str, Any]:
-    """What a run was started with, when it ran, and the error it last failed with (kept
-    after a resume clears the run's own)."""
+    """What a run was started with, when it ran, and the error it last failed with (which
+    the newest resume cleared from the run and kept in its action)."""
     ended = run.finished_at or (timezone.now() if run.started_at else None)
-    last_failure = None if run.error else run.events.filter(type="failed").order_by(
-        "-seq").values_list("data", flat=True).first()
+    # The newest resume, one row read by the (run, created_at) index.
+    last_resume = None if run.error else run.actions.filter(
+        kind=ActionKind.RESUME).values_list("detail", flat=True).first()
     return {
         "input": json.dumps(plain(run.input), ensure_ascii=False, sort_keys=True)
         if run.input is not None else None,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
-        "previous_error": (last_failure or {}).get("error", ""),
+        "previous_error": (last_resume or {}).get("error", ""),
     }
+
+
+@dataclass
+class History:
+    """The newest operator actions on a run, as its page lists them, and how many there are."""
+
+    items: list[dict[str, Any]]
+    total: int
+
+
+def _history(run: Run) -> History:
+    actions = run.actions.select_related("user")[:HISTORY_SHOWN]
+    return History([_action_item(action) for action in actions], run.actions.count())
 
 
 def _duration(elapsed) -> str:

@@ -138,15 +138,16 @@ def create_run(workflow: RegisteredWorkflow, *, action: str, user: Any, input: A
 def resume(run: Run, checkpoint: Checkpoint, user: Any) -> None:
     """Queue ``run`` (locked) to continue from ``checkpoint``: it becomes the run's head, so
     later work is abandoned (its checkpoints stay, as another branch) and the requests of
-    the abandoned state are cancelled (the restored checkpoint re-opens its own)."""
-    previous_status = run.status
+    the abandoned state are cancelled (the restored checkpoint re-opens its own). The run's
+    error is cleared; the action keeps it."""
+    previous_status, previous_error = run.status, run.error
     _move(run, "resume", QUEUED, f"run {run.pk} is {run.status}; wait for it or cancel it first",
           head_checkpoint=checkpoint, current_superstep=checkpoint.superstep, error="",
           finished_at=None, cancel_requested=False)
     cancelled = _cancel_undelivered_requests(run.pk)
     record_action(ActionKind.RESUME, user, run=run, checkpoint_id=checkpoint.pk,
                   detail={"superstep": checkpoint.superstep, "from_status": previous_status,
-                          "cancelled_requests": cancelled})
+                          "cancelled_requests": cancelled, "error": previous_error})
 
 
 def cancel(run: Run, user: Any) -> None:

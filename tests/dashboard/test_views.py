@@ -235,3 +235,21 @@ def test_the_server_error_page_stands_on_its_own(client):
     page = server_error(RequestFactory().get("/runs/"))
     assert page.status_code == 500
     assert "Something went wrong on our side" in page.content.decode()
+
+
+def test_a_panel_fetched_on_its_own_reads_only_what_it_shows(client, member, execute):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    member("viewers")
+    run = execute(services.start_run("long-loop", {"rounds": 2}))
+    queried = {}
+    for part in ("outputs", "history", "header"):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("dashboard:run-part", args=[run.pk, part])).status_code \
+                == 200
+        queried[part] = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "operatoraction" not in queried["outputs"]  # neither the history nor the facts
+    assert "operatoraction" in queried["history"] and "operatoraction" in queried["header"]
+    # The error before a resume comes from that action, not from a search of the events.
+    assert '"workflows_app_runevent"."type"' not in queried["header"]

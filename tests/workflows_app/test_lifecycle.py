@@ -147,7 +147,9 @@ def test_a_resume_resets_the_run_to_its_checkpoint_and_queues_it(execute, after_
     assert after_commit.enqueued == [failed.pk]
     assert after_commit.announced == [(failed.pk, RunStatus.QUEUED)]
     action = resumed.actions.get(kind=ActionKind.RESUME)
-    assert action.detail == {"superstep": 3, "from_status": "failed", "cancelled_requests": 0}
+    assert action.detail == {"superstep": 3, "from_status": "failed", "cancelled_requests": 0,
+                             "error": failed.error}
+    assert failed.error.startswith("RuntimeError: told to fail at tick 4")
 
 
 def test_a_cancel_of_a_queued_run_ends_it_at_once_and_queues_nothing(after_commit, users):
