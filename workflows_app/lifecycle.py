@@ -184,7 +184,7 @@ def claim(run_id: Any, owner: str) -> Run | None:
     now = timezone.now()
     expiry = now + timedelta(seconds=stepstone_settings.LEASE_SECONDS)
     expired = Q(lease_expires_at__lt=now) | Q(lease_expires_at=None)
-    claimable = Q(status__in=TRANSITIONS["claim"][0] - {RUNNING}) | Q(status=RUNNING) & expired
+    claimable = Q(status=QUEUED) | Q(status=RUNNING) & expired  # TRANSITIONS["claim"]
     taken = Run.objects.filter(claimable, pk=run_id).update(
         status=RUNNING, lease_owner=owner, lease_expires_at=expiry,
         attempts=F("attempts") + 1, updated_at=now)

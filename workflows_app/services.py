@@ -30,13 +30,12 @@ from .conf import stepstone_settings
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
 from .engine.encoding import decode_type, encode_value
 from .engine.errors import WorkflowError
-from .errors import Conflict, InvalidInput, NotFound, ServiceError
+# Callers catch the refusals as services.Conflict and the like: they are part of this API.
+from .errors import Conflict, InvalidInput, NotFound, ServiceError  # noqa: F401
 from .models import Checkpoint, PendingRequest, RegisteredWorkflow, Run
 from .schemas import InvalidValue, coerce, coerce_any, json_schema
 from .states import ActionKind, CheckpointKind, RequestStatus, RunStatus
 from .task_queue import enqueue_run
-
-__all__ = ["ServiceError", "InvalidInput", "NotFound", "Conflict"]  # and the functions below
 
 EXPORT_FORMAT = "stepstone.checkpoint"
 EXPORT_VERSION = 1
