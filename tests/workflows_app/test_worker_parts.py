@@ -131,7 +131,7 @@ class Recorder:
                 if m["type"] == kind and group.startswith("run-")]
 
 
-def executed(run, **options):
+def executed(run):
     execution = RunExecution(run.pk)
     execution.publisher = recorder = Recorder()
     result = execution.execute()
