@@ -1,6 +1,6 @@
 """Who may do what. Pages, the API, the admin's actions and the websockets ask here; the
-groups are made by a migration: viewers (view), operators (+ start, resume, rehydrate,
-cancel), approvers (+ answer). An inactive account may do nothing (as Django's own
+roles are groups that exist after every migrate (``services.ensure_roles``): viewers
+(view), operators (+ start, resume, rehydrate, cancel), approvers (+ answer). An inactive account may do nothing (as Django's own
 permission backend decides, stated here so no caller depends on the backend)."""
 
 from __future__ import annotations
