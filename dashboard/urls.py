@@ -1,22 +1,22 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import views
+from .views import checkpoints, requests, run_page, runs, workflows
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:runs"), name="home"),
-    path("runs/", views.runs, name="runs"),
-    path("runs/table/", views.runs_table, name="runs-table"),
-    path("runs/<uuid:run_id>/", views.run_detail, name="run"),
-    path("runs/<uuid:run_id>/parts/<slug:part>/", views.run_part, name="run-part"),
-    path("runs/<uuid:run_id>/<slug:action>/", views.run_action, name="run-action"),
-    path("workflows/", views.workflows, name="workflows"),
-    path("workflows/<slug:name>/start/", views.start_run, name="start-run"),
-    path("requests/", views.requests_inbox, name="requests"),
-    path("requests/<uuid:request_pk>/respond/", views.respond, name="respond"),
-    path("checkpoints/<str:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),
-    path("checkpoints/<str:checkpoint_id>/export/", views.checkpoint_export,
+    path("runs/", runs.runs, name="runs"),
+    path("runs/table/", runs.runs_table, name="runs-table"),
+    path("runs/<uuid:run_id>/", run_page.run_detail, name="run"),
+    path("runs/<uuid:run_id>/parts/<slug:part>/", run_page.run_part, name="run-part"),
+    path("runs/<uuid:run_id>/<slug:action>/", run_page.run_action, name="run-action"),
+    path("workflows/", workflows.workflows, name="workflows"),
+    path("workflows/<slug:name>/start/", workflows.start_run, name="start-run"),
+    path("requests/", requests.requests_inbox, name="requests"),
+    path("requests/<uuid:request_pk>/respond/", requests.respond, name="respond"),
+    path("checkpoints/<str:checkpoint_id>/", checkpoints.checkpoint_detail, name="checkpoint"),
+    path("checkpoints/<str:checkpoint_id>/export/", checkpoints.checkpoint_export,
          name="checkpoint-export"),
 ]

@@ -1,0 +1,205 @@
+"""One run's page: status and lineage, live graph and timeline, events, outputs, requests,
+checkpoints with their actions, and the run's history of operator actions. Panels are
+re-fetched on their own (``run_part``) when the run changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from django.views.decorators.http import require_POST
+
+from workflows_app import permissions, services
+from workflows_app.models import PendingRequest, Run
+from workflows_app.states import ActionKind, RunStatus
+
+from ..access import require
+from ..diagram import layout
+from ..request_items import request_item, request_kind
+from ..values import plain_json
+
+RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history")
+HISTORY_SHOWN = 20  # newest operator actions on a run page; the admin lists them all
+
+
+def get_run(run_id) -> Run:
+    return get_object_or_404(Run.objects.select_related(
+        "workflow", "created_by", "parent_run__workflow", "source_checkpoint"), pk=run_id)
+
+
+def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]:
+    open_requests = list(run.requests.open().order_by("created_at"))
+    checkpoints = list(run.checkpoints.order_by("created_at").only(
+        "checkpoint_id", "superstep", "kind", "created_at", "size_bytes", "json_bytes",
+        "pending_request_count", "previous_id"))
+    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
+    return {
+        "run": run,
+        "requests": [request_item(r, (bound or {}).get(r.pk)) for r in open_requests],
+        "checkpoints": checkpoints,
+        "diagram": layout(run.workflow.graph),
+        "children": run.rehydrated_runs.order_by("created_at"),
+        "last_seq": last_seq,
+        # Forms return to the run page, also when rendered in a panel fetched on its own.
+        "next_url": reverse("dashboard:run", args=[run.pk]),
+        "outputs": [o if isinstance(o, str) else plain_json(o)
+                    for o in run.outputs],
+        # Built only if the page or panel being rendered shows them (each panel is fetched
+        # again on its own whenever the run changes).
+        "facts": SimpleLazyObject(lambda: _run_facts(run)),
+        "history": SimpleLazyObject(lambda: _history(run)),
+        **_confirmations(run, open_requests),
+        "can_operate": permissions.can_operate(request.user),
+        "can_approve": permissions.can_approve(request.user),
+        "active": run.status in RunStatus.active(),
+        "finished": run.status in RunStatus.finished(),
+    }
+
+
+def _confirmations(run: Run, open_requests: list[PendingRequest]) -> dict[str, str]:
+    """What the page asks before an action that discards work or leaves it behind."""
+    named = ", ".join(f"{r.source_executor_id} {request_kind(r) or 'request'} "
+                      f"({r.request_id[:8]})" for r in open_requests)
+    plural = "s" if len(open_requests) != 1 else ""
+    requests_cancelled = (f" The open request{plural} {named} will be cancelled."
+                          if open_requests else "")
+    stops = ("It stops at its next checkpoint." if run.status == RunStatus.RUNNING
+             else "It stops now.")
+    return {
+        "confirm_resume": ("Work after that checkpoint is set aside as an abandoned branch."
+                           + requests_cancelled),
+        "confirm_cancel": f"Cancel this run? {stops}{requests_cancelled}",
+        "confirm_rehydrate": (f"This run keeps waiting on its open request{plural} {named}; "
+                              f"the new run asks again." if open_requests else ""),
+    }
+
+
+def _run_facts(run: Run) -> dict[str, Any]:
+    """What a run was started with, when it ran, and the error it last failed with (which
+    the newest resume cleared from the run and kept in its action)."""
+    ended = run.finished_at or (timezone.now() if run.started_at else None)
+    # The newest resume, one row read by the (run, created_at) index.
+    last_resume = None if run.error else run.actions.filter(
+        kind=ActionKind.RESUME).values_list("detail", flat=True).first()
+    return {
+        "input": plain_json(run.input)
+        if run.input is not None else None,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
+        "previous_error": (last_resume or {}).get("error", ""),
+    }
+
+
+@dataclass
+class History:
+    """The newest operator actions on a run, as its page lists them, and how many there are."""
+
+    items: list[dict[str, Any]]
+    total: int
+
+
+def _history(run: Run) -> History:
+    actions = run.actions.select_related("user")[:HISTORY_SHOWN]
+    return History([_action_item(action) for action in actions], run.actions.count())
+
+
+def _duration(elapsed) -> str:
+    seconds = elapsed.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s"
+
+
+def _action_item(action) -> dict[str, Any]:
+    """An operator action as the run page's history lists it: who, when, and what, in words."""
+    detail = action.detail or {}
+    kind = action.kind
+    if kind == "resume":
+        cancelled = detail.get("cancelled_requests", 0)
+        text = (f"resumed it from its checkpoint at superstep {detail.get('superstep')} "
+                f"(it was {detail.get('from_status')})")
+        if cancelled:
+            text += f"; {cancelled} open request{'s' if cancelled != 1 else ''} cancelled"
+    elif kind == "rehydrate":
+        text = (f"rehydrated it from run {str(detail.get('source_run', ''))[:8]} at superstep "
+                f"{detail.get('superstep')}")
+    elif kind == "cancel":
+        text = ("asked it to stop at its next checkpoint (it was running)"
+                if detail.get("from_status") == "running" else
+                f"cancelled it (it was {detail.get('from_status')})")
+    elif kind == "answer":
+        text = (f"answered request {str(detail.get('request_id', ''))[:8]} with "
+                f"{plain_json(detail.get('response'))}")
+    elif kind == "prune":
+        text = (f"pruned {detail.get('checkpoints')} old checkpoints "
+                f"({detail.get('bytes')} bytes), keeping the newest {detail.get('keep')}")
+    elif kind == "import":
+        text = f"imported it from checkpoint {action.checkpoint_id[:8]}"
+    else:
+        text = "started it"
+    return {"action": action, "who": action.username or "the system", "text": text}
+
+
+@login_required
+def run_detail(request, run_id):
+    """A run: status and lineage, live graph and timeline, events, outputs, requests and
+    checkpoints with their actions."""
+    require(request, permissions.can_view)
+    return render_run_page(request, get_run(run_id))
+
+
+def render_run_page(request, run: Run, bound: dict | None = None, status: int = 200):
+    """The whole run page; ``bound`` maps open requests to forms to show as submitted (an
+    answer that was refused, with its errors)."""
+    context = _run_context(request, run, bound)
+    context["events"] = list(run.events.order_by("-seq")[:300])[::-1]
+    context["events_json"] = [event.record() for event in context["events"]]
+    return render(request, "dashboard/run_detail.html", context, status=status)
+
+
+@login_required
+def run_part(request, run_id, part: str):
+    """One panel of the run page, re-fetched by the page when the run changes."""
+    require(request, permissions.can_view)
+    if part not in RUN_PARTS:
+        raise Http404(f"no such part: {part}")
+    return render(request, f"dashboard/_run_{part}.html", _run_context(request, get_run(run_id)))
+
+
+@login_required
+@require_POST
+def run_action(request, run_id, action: str):
+    """Resume, rehydrate or cancel; the result is shown on the (new) run's page."""
+    require(request, permissions.can_operate)
+    checkpoint_id = request.POST.get("checkpoint_id")
+    try:
+        if action == "resume":
+            run = services.resume_run(run_id, checkpoint_id, request.user)
+            messages.success(request, "The run resumes from the chosen checkpoint.")
+        elif action == "rehydrate":
+            run = services.rehydrate_run(run_id, checkpoint_id, request.user)
+            messages.success(request, "A new run was rehydrated from the checkpoint.")
+        elif action == "cancel":
+            run = services.cancel_run(run_id, request.user)
+            messages.success(request, "The run is cancelled." if run.status == RunStatus.CANCELLED
+                             else "The run stops at its next checkpoint.")
+        else:
+            raise Http404(f"no such action: {action}")
+    except services.ServiceError as error:
+        messages.error(request, str(error))
+        if isinstance(error, services.NotFound) and not Run.objects.filter(pk=run_id).exists():
+            raise Http404(str(error)) from None
+        return redirect("dashboard:run", run_id=run_id)
+    return redirect("dashboard:run", run_id=run.pk)
