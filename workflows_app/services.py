@@ -13,7 +13,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -363,7 +363,16 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     """Store an exported checkpoint as a new run that can be resumed or rehydrated.
 
     The run waits on the checkpoint's pending requests if it has any; otherwise it is
-    stopped (cancelled) until an operator resumes or rehydrates it.
+    stopped (cancelled) until an operator resumes or rehydrates it. Either way it is
+    created by ``user`` and the import is in its activity trail.
+
+    A checkpoint already stored here (an export imported into the installation that wrote
+    it, or imported twice) is stored again, as a copy under a fresh id in the new run, once
+    the stored one is found to hold the same content: so the new run owns its checkpoint
+    like any imported run (it can be resumed from its own page and pruned on its own), and
+    a checkpoint id keeps naming one content. The copy keeps its lineage: its
+    ``previous_checkpoint_id`` is unchanged and its ``metadata["imported_from"]`` names the
+    original. A document that reuses a stored id for other content is refused (Conflict).
     """
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise InvalidInput(f"document: not a Stepstone checkpoint export "
@@ -386,16 +395,22 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     if checkpoint.graph_signature_hash != definition.build().graph_signature_hash:
         raise Conflict(f"workflow '{name}' here has a different graph than the one that wrote "
                        f"this checkpoint")
-    if Checkpoint.objects.filter(pk=checkpoint.checkpoint_id).exists():
-        raise Conflict(f"checkpoint {checkpoint.checkpoint_id} is already stored here")
+    original_id, detail = checkpoint.checkpoint_id, None
+    already = Checkpoint.objects.filter(pk=original_id).first()
+    if already is not None:
+        _check_same_content(already, document["content_hash"])
+        checkpoint = replace(checkpoint, checkpoint_id=str(uuid.uuid4()),
+                             metadata={**checkpoint.metadata, "imported_from": original_id})
+        detail = {"stored_as": checkpoint.checkpoint_id, "source_run": str(already.run_id)}
     waiting = bool(checkpoint.pending_requests)
     run = lifecycle.create_run(
         row, action=ActionKind.IMPORT, user=user, current_superstep=checkpoint.superstep,
         status=RunStatus.WAITING if waiting else RunStatus.CANCELLED,
         error="" if waiting else "imported checkpoint: resume or rehydrate it to continue",
-        checkpoint_id=checkpoint.checkpoint_id)
+        checkpoint_id=original_id, detail=detail)
     stored = CheckpointWriter(run.pk).row(checkpoint, [])  # stored whole: a chain's start
-    stored.previous_id = None  # its parent lives in the other installation
+    if already is None:
+        stored.previous_id = None  # its parent lives in the other installation
     stored.save(force_insert=True)
     Run.objects.filter(pk=run.pk).update(head_checkpoint=stored)
     for rid, request in checkpoint.pending_requests.items():
@@ -406,6 +421,19 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
             response_schema=json_schema(request["response_type"]))
     run.refresh_from_db()
     return run
+
+
+def _check_same_content(stored: Checkpoint, content_hash: str) -> None:
+    """Refuse a document whose checkpoint id is stored here with other content."""
+    try:
+        same = _export_hash(stored.decoded()) == content_hash
+    except WorkflowCheckpointError as error:
+        raise Conflict(f"checkpoint {stored.pk} is already stored here (run {stored.run_id}) "
+                       f"but cannot be read to compare it with this document: {error}") from None
+    if not same:
+        raise Conflict(f"checkpoint {stored.pk} is already stored here (run {stored.run_id}) "
+                       f"with different content: this document reuses its id for another "
+                       f"checkpoint")
 
 
 def _check_storable(checkpoint: WorkflowCheckpoint) -> None:

@@ -650,9 +650,11 @@ def test_import_conflicts_are_409(users, seeded, unchanged):
     other_graph = copy.deepcopy(stored)
     other_graph["checkpoint"]["graph_signature_hash"] = "0" * 64
     other_graph["checkpoint"]["checkpoint_id"] = "from-another-graph"
+    other_content = copy.deepcopy(stored)  # a stored checkpoint's id, for other content
+    other_content["checkpoint"]["superstep"] += 1
     with unchanged():
-        _refused(client.post("/api/checkpoints/import/", stored, format="json"),
-                 409, "already stored here")
+        _refused(client.post("/api/checkpoints/import/", _rehash(other_content), format="json"),
+                 409, "already stored here", "with different content")
         _refused(client.post("/api/checkpoints/import/", _rehash(other_graph), format="json"),
                  409, "different graph")
 

@@ -37,8 +37,10 @@ def test_export_then_import_through_files(execute, tmp_path, capsys):
     path = tmp_path / "cp.json"
     call_command("export_checkpoint", run.head_checkpoint_id, output=str(path))
     assert json.loads(path.read_text())["workflow"] == "document-review"
-    with pytest.raises(CommandError, match="already stored here"):
-        call_command("import_checkpoint", str(path))
+    capsys.readouterr()
+    call_command("import_checkpoint", str(path))  # where it was written: a new run, a copy
+    imported = Run.objects.get(pk=capsys.readouterr().out.strip())
+    assert imported.pk != run.pk and imported.workflow.name == "document-review"
     with pytest.raises(CommandError, match="cannot read"):
         call_command("import_checkpoint", str(tmp_path / "missing.json"))
     with pytest.raises(CommandError, match="not found"):

@@ -71,9 +71,11 @@ class RespondInput(serializers.Serializer):
 
 
 class ImportInput(serializers.Serializer):
-    format = serializers.CharField()
-    version = serializers.IntegerField()
-    workflow = serializers.CharField()
-    graph_signature_hash = serializers.CharField()
-    content_hash = serializers.CharField()
-    checkpoint = serializers.DictField()
+    """A checkpoint export, as ``GET /api/checkpoints/<id>/export/`` gives it."""
+
+    format = serializers.CharField(help_text='always "stepstone.checkpoint"')
+    version = serializers.IntegerField(help_text="the export format's version: 1")
+    workflow = serializers.CharField(help_text="the name of the workflow that wrote it")
+    graph_signature_hash = serializers.CharField(help_text="the graph it was written by")
+    content_hash = serializers.CharField(help_text="SHA-256 of the checkpoint's compact JSON")
+    checkpoint = serializers.DictField(help_text="the engine's checkpoint document")

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .. import services
@@ -145,10 +146,15 @@ class CheckpointViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         """A portable document; ``POST /api/checkpoints/import/`` reads it anywhere."""
         return Response(services.export_checkpoint(self.get_object().pk))
 
+    # The document is JSON only, and the browsable API's form is the document's (not the
+    # Checkpoint model's): it offers the raw JSON form, pre-filled with the export's fields.
     @extend_schema(request=s.ImportInput, responses={201: s.RunSerializer})
-    @action(detail=False, methods=["post"], url_path="import", permission_classes=[CanOperate])
+    @action(detail=False, methods=["post"], url_path="import", permission_classes=[CanOperate],
+            serializer_class=s.ImportInput, parser_classes=[JSONParser])
     def import_document(self, request):
-        """Store an exported checkpoint as a new run (waiting if it has open requests)."""
+        """Store an exported checkpoint as a new run (waiting if it has open requests). A
+        checkpoint already stored here is imported as a copy under a fresh id; a document
+        that reuses a stored id for other content is 409."""
         _valid(s.ImportInput, request)
         run = services.import_checkpoint(request.data, request.user)
         return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
