@@ -39,8 +39,9 @@ class CheckpointWriter:
     ``continue_from`` picks up the chain a restore read, so a run resumed by a new task goes
     on storing deltas."""
 
-    def __init__(self, run_id: Any) -> None:
+    def __init__(self, run_id: Any, branch: int = 0) -> None:
         self.run_id = run_id
+        self.branch = branch  # the run's branch (``RunBranch``) the rows are written on
         self.deltas = SkipDeltaWriter()
 
     def continue_from(self, run_id: Any, links: list[ChainLink]) -> None:
@@ -56,11 +57,11 @@ class CheckpointWriter:
         record = {"checkpoint": checkpoint.to_dict(), "outputs": list(outputs)}
         base, position, stored = self.deltas.store(
             checkpoint.checkpoint_id, checkpoint.previous_checkpoint_id, record)
-        return _row(checkpoint, self.run_id, stored, base, position)
+        return _row(checkpoint, self.run_id, self.branch, stored, base, position)
 
 
-def _row(checkpoint: WorkflowCheckpoint, run_id: Any, stored: Any, base: ChainLink | None,
-         position: int) -> Checkpoint:
+def _row(checkpoint: WorkflowCheckpoint, run_id: Any, branch: int, stored: Any,
+         base: ChainLink | None, position: int) -> Checkpoint:
     encoded = encode(stored)
     data = pack(encoded)
     return Checkpoint(
@@ -68,6 +69,7 @@ def _row(checkpoint: WorkflowCheckpoint, run_id: Any, stored: Any, base: ChainLi
         run_id=run_id,
         workflow_name=checkpoint.workflow_name,
         superstep=checkpoint.superstep,
+        branch=branch,
         kind=checkpoint.metadata.get("kind", "superstep"),
         previous_id=checkpoint.previous_checkpoint_id,
         graph_signature_hash=checkpoint.graph_signature_hash,
@@ -98,7 +100,7 @@ class DatabaseCheckpointStorage:
 
     def __init__(self, run: Run) -> None:
         self.run_id = run.pk
-        self.writer = CheckpointWriter(run.pk)
+        self.writer = CheckpointWriter(run.pk, run.branch)
 
     def _save(self, checkpoint: WorkflowCheckpoint) -> str:
         row = self.writer.row(checkpoint, [])

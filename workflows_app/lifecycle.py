@@ -26,13 +26,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from . import live
 from .conf import stepstone_settings
 from .errors import Conflict
-from .models import Checkpoint, OperatorAction, PendingRequest, RegisteredWorkflow, Run
+from .models import (Checkpoint, OperatorAction, PendingRequest, RegisteredWorkflow, Run,
+                     RunBranch, RunEvent)
 from .states import ActionKind, Outcome, RequestStatus, RunStatus
 from .task_queue import enqueue_run
 
@@ -141,13 +142,34 @@ def resume(run: Run, checkpoint: Checkpoint, user: Any) -> None:
     the abandoned state are cancelled (the restored checkpoint re-opens its own). The run's
     error is cleared; the action keeps it."""
     previous_status, previous_error = run.status, run.error
+    branch = run.branch + 1
     _move(run, "resume", QUEUED, f"run {run.pk} is {run.status}; wait for it or cancel it first",
           head_checkpoint=checkpoint, current_superstep=checkpoint.superstep, error="",
-          finished_at=None, cancel_requested=False)
+          finished_at=None, cancel_requested=False, branch=branch)
     cancelled = _cancel_undelivered_requests(run.pk)
-    record_action(ActionKind.RESUME, user, run=run, checkpoint_id=checkpoint.pk,
-                  detail={"superstep": checkpoint.superstep, "from_status": previous_status,
-                          "cancelled_requests": cancelled, "error": previous_error})
+    action = record_action(
+        ActionKind.RESUME, user, run=run, checkpoint_id=checkpoint.pk,
+        detail={"superstep": checkpoint.superstep, "from_status": previous_status,
+                "cancelled_requests": cancelled, "error": previous_error, "branch": branch})
+    _start_branch(run, branch, checkpoint, action)
+
+
+def _start_branch(run: Run, number: int, checkpoint: Checkpoint, action: OperatorAction) -> None:
+    """Record branch ``number`` of ``run``, continuing from ``checkpoint``: the line of the
+    checkpoint's branch is kept up to the checkpoint (its events up to the superstep the
+    checkpoint closed, its checkpoints up to it), the rest of that branch is abandoned."""
+    events = RunEvent.objects.filter(run_id=run.pk)
+    last_seq = events.aggregate(last=Max("seq"))["last"] or 0
+    parent_events = events.filter(branch=checkpoint.branch)
+    kept_seq = parent_events.filter(superstep__lte=checkpoint.superstep).aggregate(
+        last=Max("seq"))["last"]
+    if kept_seq is None:  # nothing of the parent's own before the checkpoint (its first)
+        kept_seq = parent_events.aggregate(first=Min("seq"))["first"] or 1
+        kept_seq -= 1
+    RunBranch.objects.create(
+        run=run, number=number, parent=checkpoint.branch, from_checkpoint_id=checkpoint.pk,
+        from_superstep=checkpoint.superstep, kept_seq=kept_seq,
+        kept_until=checkpoint.created_at, first_seq=last_seq, action=action)
 
 
 def cancel(run: Run, user: Any) -> None:

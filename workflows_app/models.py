@@ -58,6 +58,9 @@ class Run(models.Model):
     outputs = models.JSONField(default=list, blank=True, help_text="encoded outputs, in order")
     error = models.TextField(blank=True)
     current_superstep = models.PositiveIntegerField(default=0)
+    branch = models.PositiveIntegerField(
+        default=0, help_text="the branch the run is on: 0 until its first resume, which "
+                             "starts branch 1 (see RunBranch)")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -106,6 +109,7 @@ class Checkpoint(models.Model):
                             db_index=False)
     workflow_name = models.CharField(max_length=100)
     superstep = models.PositiveIntegerField()
+    branch = models.PositiveIntegerField(default=0, help_text="the run's branch it was written on")
     kind = models.CharField(max_length=16, choices=CheckpointKind.choices)
     previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="next_checkpoints", db_constraint=False)
@@ -209,6 +213,7 @@ class RunEvent(models.Model):
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=40)
     superstep = models.PositiveIntegerField(null=True, blank=True)
+    branch = models.PositiveIntegerField(default=0, help_text="the run's branch it happened on")
     executor_id = models.CharField(max_length=100, blank=True)
     data = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField()
@@ -216,11 +221,13 @@ class RunEvent(models.Model):
     objects = RunEventQuerySet.as_manager()
 
     # An event as pages and websockets receive it (``record_of``), and the columns it needs.
-    RECORD_FIELDS = ("seq", "type", "superstep", "executor_id", "data", "created_at")
+    RECORD_FIELDS = ("seq", "type", "superstep", "branch", "executor_id", "data", "created_at")
 
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="runevent_run_seq")]
+        # The run page's superstep timeline and "jump to superstep" read by superstep.
+        indexes = [models.Index(fields=["run", "superstep"], name="runevent_run_superstep")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.type}"
@@ -230,11 +237,44 @@ class RunEvent(models.Model):
         """An event's record from its column values (a ``values()`` row, a row the worker
         is about to insert, or an instance's ``__dict__``)."""
         return {"seq": row["seq"], "type": row["type"], "superstep": row["superstep"],
-                "executor_id": row["executor_id"], "data": row["data"],
+                "branch": row["branch"], "executor_id": row["executor_id"], "data": row["data"],
                 "created_at": row["created_at"].isoformat()}
 
     def record(self) -> dict[str, Any]:
         return self.record_of(self.__dict__)
+
+
+class RunBranch(models.Model):
+    """A line of a run's history that a resume started. A run begins on branch 0; resuming
+    it from a checkpoint starts branch ``run.branch + 1``, which continues from that
+    checkpoint: its ``parent`` branch is kept up to the checkpoint (events up to
+    ``kept_seq``, checkpoints up to ``kept_until``), and the parent's later work is
+    abandoned (still stored and viewable). ``branches.RunLine`` reads a branch's whole line.
+    Written once, by ``lifecycle.resume``."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="branches")
+    number = models.PositiveIntegerField()
+    parent = models.PositiveIntegerField(help_text="the branch it continues from")
+    from_checkpoint_id = models.CharField(max_length=64,
+                                          help_text="the checkpoint it was resumed from")
+    from_superstep = models.PositiveIntegerField()
+    kept_seq = models.PositiveIntegerField(
+        help_text="the parent's events up to this seq belong to this branch's line")
+    kept_until = models.DateTimeField(
+        help_text="the parent's checkpoints up to this time belong to this branch's line")
+    first_seq = models.PositiveIntegerField(help_text="its own events have a seq above this")
+    action = models.ForeignKey("OperatorAction", null=True, blank=True,
+                               on_delete=models.SET_NULL, related_name="+",
+                               help_text="the resume that started it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"],
+                                               name="runbranch_run_number")]
+
+    def __str__(self) -> str:
+        return f"branch {self.number} of {self.run_id}"
 
 
 class OperatorAction(models.Model):

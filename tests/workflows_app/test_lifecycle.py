@@ -148,7 +148,8 @@ def test_a_resume_resets_the_run_to_its_checkpoint_and_queues_it(execute, after_
     assert after_commit.announced == [(failed.pk, RunStatus.QUEUED)]
     action = resumed.actions.get(kind=ActionKind.RESUME)
     assert action.detail == {"superstep": 3, "from_status": "failed", "cancelled_requests": 0,
-                             "error": failed.error}
+                             "error": failed.error, "branch": 1}
+    assert resumed.branch == 1 and resumed.branches.get().action == action
     assert failed.error.startswith("RuntimeError: told to fail at tick 4")
 
 

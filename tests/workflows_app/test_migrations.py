@@ -12,11 +12,13 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from workflows_app import services
-from workflows_app.models import Checkpoint, Run
+from workflows_app.branches import RunLine
+from workflows_app.models import Checkpoint, Run, RunBranch
 from workflows_app.states import RunStatus
 
 BEFORE_LIFECYCLE = ("workflows_app", "0004_document_zstandard")
-LATEST = ("workflows_app", "0006_drop_restore_from_and_row_outputs")
+BEFORE_BRANCHES = ("workflows_app", "0006_drop_restore_from_and_row_outputs")
+LATEST = ("workflows_app", "0007_run_branches")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,3 +87,27 @@ def test_the_groups_keep_seeing_workflows_under_the_models_new_name(back_before_
                                                                               flat=True))
     assert "view_registeredworkflow" in codenames and "view_workflow" not in codenames
     assert Checkpoint._meta.get_field("run").related_model is Run
+
+
+def test_runs_resumed_before_branches_get_them_from_their_resume_actions(execute, users):
+    run = execute(services.start_run("long-loop", {"rounds": 15}))  # supersteps 1..30
+    services.resume_run(run.pk, run.checkpoints.get(superstep=20).pk, users.operator)
+    run = execute(run)
+    services.resume_run(run.pk, run.checkpoints.get(superstep=10, branch=0).pk)
+    run = execute(run)
+    expected = {(b.number, b.parent, b.from_superstep, b.kept_seq, b.first_seq)
+                for b in RunBranch.objects.filter(run=run)}
+    event_branches = dict(run.events.values_list("seq", "branch"))
+    checkpoint_branches = dict(run.checkpoints.values_list("checkpoint_id", "branch"))
+    try:
+        migrate_to(BEFORE_BRANCHES)  # the columns and the branches are gone
+    finally:
+        migrate_to(LATEST)  # and made again from the resume actions
+    run = Run.objects.get(pk=run.pk)
+    assert run.branch == 2
+    assert {(b.number, b.parent, b.from_superstep, b.kept_seq, b.first_seq)
+            for b in RunBranch.objects.filter(run=run)} == expected
+    assert dict(run.events.values_list("seq", "branch")) == event_branches
+    assert dict(run.checkpoints.values_list("checkpoint_id", "branch")) == checkpoint_branches
+    line = RunLine(run)
+    assert line.event_count(max(event_branches)) == line.events().count()

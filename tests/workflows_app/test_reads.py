@@ -50,7 +50,7 @@ def test_events_after_a_seq_and_up_to_one(execute):
     records = events.after(0, upto=1).records()
     first = run.events.get(seq=1)
     assert records == [{"seq": 1, "type": first.type, "superstep": first.superstep,
-                        "executor_id": first.executor_id, "data": first.data,
+                        "branch": 0, "executor_id": first.executor_id, "data": first.data,
                         "created_at": first.created_at.isoformat()}]
 
 

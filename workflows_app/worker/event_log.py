@@ -56,9 +56,10 @@ def _payload(event: WorkflowEvent) -> dict[str, Any] | Any:
 class EventLog:
     """Numbers one run's events and keeps the rows recorded since they were last taken."""
 
-    def __init__(self, run_id: Any, last_seq: int) -> None:
+    def __init__(self, run_id: Any, last_seq: int, branch: int = 0) -> None:
         self.run_id = run_id
         self.seq = last_seq
+        self.branch = branch  # the run's branch (``RunBranch``) this task writes on
         self.superstep: int | None = None  # the superstep under way, for events without one
         self.rows: list[dict[str, Any]] = []
 
@@ -74,6 +75,7 @@ class EventLog:
         self.seq += 1
         row = {"run_id": self.run_id, "seq": self.seq, "type": event.type[:40],
                "superstep": superstep if superstep is not None else self.superstep,
+               "branch": self.branch,
                "executor_id": executor_id[:100], "data": _payload(event),
                "created_at": timezone.now()}
         self.rows.append(row)

@@ -95,7 +95,8 @@ class RunExecution:
         self.publisher.send(live.status_message(self.run_id, RunStatus.RUNNING))
         # The newest seq, read off the unique (run, seq) index: no scan of the history.
         last = RunEvent.objects.filter(run_id=self.run_id).aggregate(last=Max("seq"))["last"]
-        self.events = EventLog(self.run_id, last or 0)
+        self.events = EventLog(self.run_id, last or 0, branch=run.branch)
+        self.storage.writer.branch = run.branch
         try:
             try:
                 arguments = self._run_arguments(run)
