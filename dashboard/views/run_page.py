@@ -17,16 +17,21 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_POST
 
 from workflows_app import permissions, services
+from workflows_app.branches import RunLine
 from workflows_app.models import PendingRequest, Run
 from workflows_app.states import ActionKind, RunStatus
 
 from ..access import require
 from ..diagram import layout
 from ..request_items import request_item, request_kind
+from ..run_windows import (RunPageView, checkpoint_page, event_window, executor_states,
+                           newest_superstep, states_json, timeline)
 from ..values import plain_json
 
-RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history")
+RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history", "branches")
 HISTORY_SHOWN = 20  # newest operator actions on a run page; the admin lists them all
+OUTPUTS_SHOWN = 20  # newest outputs on a run page; the API lists them all
+CHILDREN_SHOWN = 10  # runs rehydrated from this one, named in its header
 
 
 def get_run(run_id) -> Run:
@@ -35,22 +40,28 @@ def get_run(run_id) -> Run:
 
 
 def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]:
+    """What the page and each of its panels show; every list in it is a window of bounded
+    size (``run_windows``), whatever the length of the run."""
+    view = RunPageView.from_query(request.GET)
+    try:
+        line = RunLine(run, view.branch)
+    except LookupError as error:
+        raise Http404(str(error)) from None
     open_requests = list(run.requests.open().order_by("created_at"))
-    checkpoints = list(run.checkpoints.order_by("created_at").only(
-        "checkpoint_id", "superstep", "kind", "created_at", "size_bytes", "json_bytes",
-        "pending_request_count", "previous_id"))
     last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
     return {
         "run": run,
+        "view": view,
+        "line": line,
         "requests": [request_item(r, (bound or {}).get(r.pk)) for r in open_requests],
-        "checkpoints": checkpoints,
+        "checkpoints": SimpleLazyObject(lambda: checkpoint_page(line, view)),
+        "branches": SimpleLazyObject(lambda: line.summaries()),
         "diagram": layout(run.workflow.graph),
-        "children": run.rehydrated_runs.order_by("created_at"),
+        "children": run.rehydrated_runs.order_by("created_at")[:CHILDREN_SHOWN],
         "last_seq": last_seq,
         # Forms return to the run page, also when rendered in a panel fetched on its own.
         "next_url": reverse("dashboard:run", args=[run.pk]),
-        "outputs": [o if isinstance(o, str) else plain_json(o)
-                    for o in run.outputs],
+        "outputs": SimpleLazyObject(lambda: _outputs(run)),
         # Built only if the page or panel being rendered shows them (each panel is fetched
         # again on its own whenever the run changes).
         "facts": SimpleLazyObject(lambda: _run_facts(run)),
@@ -61,6 +72,20 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         "active": run.status in RunStatus.active(),
         "finished": run.status in RunStatus.finished(),
     }
+
+
+@dataclass
+class Outputs:
+    """The run's newest outputs, as the page lists them, and how many there are."""
+
+    items: list[str]
+    total: int
+
+
+def _outputs(run: Run) -> Outputs:
+    shown = run.outputs[-OUTPUTS_SHOWN:]
+    return Outputs([o if isinstance(o, str) else plain_json(o) for o in shown],
+                   len(run.outputs))
 
 
 def _confirmations(run: Run, open_requests: list[PendingRequest]) -> dict[str, str]:
@@ -164,8 +189,14 @@ def render_run_page(request, run: Run, bound: dict | None = None, status: int = 
     """The whole run page; ``bound`` maps open requests to forms to show as submitted (an
     answer that was refused, with its errors)."""
     context = _run_context(request, run, bound)
-    context["events"] = list(run.events.order_by("-seq")[:300])[::-1]
-    context["events_json"] = [event.record() for event in context["events"]]
+    line, view = context["line"], context["view"]
+    newest = newest_superstep(line)
+    executors = [e["id"] for e in run.workflow.graph.get("executors", [])]
+    context.update(
+        timeline=timeline(line, view, newest),
+        events=event_window(line, view, context["last_seq"], executors),
+        executor_states=states_json(executor_states(
+            line, run, newest, [item["request"] for item in context["requests"]])))
     return render(request, "dashboard/run_detail.html", context, status=status)
 
 
