@@ -16,6 +16,8 @@ urlpatterns = [
     path("workflows/<slug:name>/start/", workflows.start_run, name="start-run"),
     path("requests/", requests.requests_inbox, name="requests"),
     path("requests/<uuid:request_pk>/respond/", requests.respond, name="respond"),
+    # Before the checkpoint's own page, whose id would otherwise take "import".
+    path("checkpoints/import/", checkpoints.checkpoint_import, name="checkpoint-import"),
     path("checkpoints/<str:checkpoint_id>/", checkpoints.checkpoint_detail, name="checkpoint"),
     path("checkpoints/<str:checkpoint_id>/export/", checkpoints.checkpoint_export,
          name="checkpoint-export"),

@@ -1,46 +1,184 @@
-"""A checkpoint's page (its state and what changed) and its export as a portable file."""
+"""A checkpoint's page (its state, what changed since another checkpoint of its run, and
+the run's actions from it), its export as a portable file, and the page that imports one."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.views.decorators.http import require_http_methods
 
 from workflows_app import permissions, services
+from workflows_app.diffs import diff_documents
 from workflows_app.engine import WorkflowCheckpointError
 from workflows_app.models import Checkpoint
+from workflows_app.states import RunStatus
 
 from ..access import require
+from ..values import plain, plain_json
+from .run_page import _confirmations
+
+SECTIONS = (("Executor states", "executor_states"), ("Pending messages", "messages"),
+            ("Shared state", "shared_state"), ("Pending requests", "pending_requests"),
+            ("Fan-in buffers", "fan_in_buffers"))
+CHANGES_SHOWN = 500  # rows of a diff table; two far-apart checkpoints may differ everywhere
+VALUE_SHOWN = 400  # characters of a before or after value in a diff cell
+CHOICES_SHOWN = 20  # checkpoints offered when a superstep number names several
+# An export holds one checkpoint: pingpong's state after 2,000 supersteps is about 220 KB of
+# JSON. The limit keeps a mistaken upload (a log, a dump) from being read into memory.
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+SUPERSTEP = re.compile(r"[0-9]+")
+
+
+class CompareRefused(Exception):
+    """The checkpoint asked for cannot be compared with this one; the message says why."""
+
+
+class ImportRefused(Exception):
+    """The uploaded file is not a checkpoint export that can be read; the message says why."""
+
+
+@dataclass
+class Comparison:
+    """The diff a checkpoint's page shows: from ``before`` to ``after`` (oldest first), one
+    of them the page's checkpoint; ``chosen`` when the operator picked the other one."""
+
+    before: Checkpoint | None
+    after: Checkpoint
+    chosen: bool = False
+    query: str = ""
+    refused: str = ""  # why the checkpoint asked for cannot be compared
+    choices: list[Checkpoint] = field(default_factory=list)  # a superstep naming several
+
+
+def plain_changes(before: Checkpoint | None, after: Checkpoint) -> list[dict[str, Any]]:
+    """What changed from ``before`` to ``after`` as an operator reads it: the changes of
+    ``diffs.diff_documents`` computed over the plain values of both documents
+    (``values.plain``), not over their encoded form as ``Checkpoint.diff_to`` does. A
+    changed dataclass field is then reported at its own path (``...draft.title``) with
+    plain before and after values, where the encoded diff reports the whole envelope
+    (``__type__``, ``class``, ``fields``) as changed. Values that differ only in their
+    encoding (a tuple and a list of the same items) compare equal. Raises
+    ``WorkflowCheckpointError`` naming a corrupt row."""
+    return diff_documents(plain(before.decoded()) if before is not None else None,
+                          plain(after.decoded()))
 
 
 @login_required
 def checkpoint_detail(request, checkpoint_id: str):
-    """A checkpoint's decoded state and what changed since the previous one."""
+    """A checkpoint's plain state and what changed since the previous checkpoint, or since
+    the checkpoint of the same run named by ``?compare=`` (an id, an id's first characters
+    or a superstep number); Resume and Rehydrate for operators."""
     require(request, permissions.can_view)
-    checkpoint = get_object_or_404(Checkpoint.objects.select_related("run__workflow"),
-                                   pk=checkpoint_id)
+    # The stored bytes are read by decoded() along with the row's chain, not here.
+    checkpoint = get_object_or_404(
+        Checkpoint.objects.select_related("run__workflow").defer("document"), pk=checkpoint_id)
+    run = checkpoint.run
     previous = checkpoint.previous_checkpoint()
+    comparison = _comparison(checkpoint, previous, request.GET.get("compare", "").strip())
     try:
         document = checkpoint.decoded()
-        changes = checkpoint.diff_to(previous)
+        changes = plain_changes(comparison.before, comparison.after)
         problem = ""
     except WorkflowCheckpointError as error:  # names the corrupt row
         document, changes, problem = {}, [], str(error)
-    sections = [(name, json.dumps(document.get(key), indent=2, ensure_ascii=False))
-                for name, key in (("Executor states", "executor_states"),
-                                  ("Pending messages", "messages"),
-                                  ("Shared state", "shared_state"),
-                                  ("Pending requests", "pending_requests"),
-                                  ("Fan-in buffers", "fan_in_buffers"))]
-    return render(request, "dashboard/checkpoint.html", {
-        "checkpoint": checkpoint, "previous": previous, "sections": sections,
-        "changes": [{**c, "before_json": json.dumps(c.get("before"), ensure_ascii=False),
-                     "after_json": json.dumps(c.get("after"), ensure_ascii=False)}
-                    for c in changes],
-        "next_checkpoints": Checkpoint.objects.filter(previous_id=checkpoint.pk),
-        "problem": problem})
+    open_requests = list(run.requests.open().order_by("created_at"))
+    imported_from = (document.get("metadata") or {}).get("imported_from")
+    context = {
+        "checkpoint": checkpoint, "run": run, "previous": previous, "comparison": comparison,
+        # Empty sections are named in one line, not shown as a card of "{}" each.
+        "sections": [(name, plain_json(document.get(key), indent=2))
+                     for name, key in SECTIONS if document.get(key)],
+        "empty_sections": [name for name, key in SECTIONS if not document.get(key)],
+        "changes": [_change_row(change) for change in changes[:CHANGES_SHOWN]],
+        "changes_hidden": max(0, len(changes) - CHANGES_SHOWN),
+        "next_checkpoints": Checkpoint.objects.filter(previous_id=checkpoint.pk).only(
+            "checkpoint_id", "superstep", "run_id"),
+        "first": run.checkpoints.order_by("created_at").only("checkpoint_id").first(),
+        "imported_from": imported_from,
+        "imported_from_stored": bool(imported_from) and Checkpoint.objects.filter(
+            pk=imported_from).exists(),
+        "problem": problem,
+        "can_operate": permissions.can_operate(request.user),
+        "active": run.status in RunStatus.active(),
+        **_confirmations(run, open_requests),
+    }
+    status = 400 if comparison.refused else 200
+    return render(request, "dashboard/checkpoint.html", context, status=status)
+
+
+def _comparison(checkpoint: Checkpoint, previous: Checkpoint | None, query: str) -> Comparison:
+    """The diff to show: to ``previous`` unless ``query`` names another checkpoint."""
+    default = Comparison(before=previous, after=checkpoint)
+    if not query:
+        return default
+    try:
+        found = _checkpoints_named(checkpoint, query)
+    except CompareRefused as refusal:
+        return Comparison(before=previous, after=checkpoint, query=query, refused=str(refusal))
+    if len(found) > 1:
+        return Comparison(before=previous, after=checkpoint, query=query, choices=found)
+    (other,) = found
+    # Oldest first, so the changes read forward in time whichever one the page is about.
+    older, newer = sorted((other, checkpoint), key=lambda c: (c.created_at, c.superstep))
+    return Comparison(before=older, after=newer, chosen=True, query=query)
+
+
+def _checkpoints_named(checkpoint: Checkpoint, query: str) -> list[Checkpoint]:
+    """The checkpoints of ``checkpoint``'s run (other than it) that ``query`` names: an id,
+    the first characters of one (at least four), or a superstep number (which may name
+    several: a response checkpoint shares its superstep, and so do resumed branches)."""
+    run_id = checkpoint.run_id
+    exact = Checkpoint.objects.filter(pk=query).select_related("run__workflow").defer(
+        "document").first()
+    if exact is not None:
+        if exact.run_id != run_id:
+            raise CompareRefused(
+                f"checkpoint {query} belongs to run {exact.run_id} ({exact.run.workflow.name}), "
+                f"not to run {run_id}: only checkpoints of the same run can be compared")
+        if exact.pk == checkpoint.pk:
+            raise CompareRefused("that is this checkpoint: choose another one of its run")
+        return [exact]
+    others = Checkpoint.objects.filter(run_id=run_id).exclude(pk=checkpoint.pk).order_by(
+        "created_at").defer("document")
+    if SUPERSTEP.fullmatch(query):
+        number = int(query)
+        found = (list(others.filter(superstep=number)[:CHOICES_SHOWN])
+                 if number <= services.MAX_SUPERSTEP else [])  # beyond what a column holds
+        if found:
+            return found
+        if checkpoint.superstep == number:
+            raise CompareRefused(f"this is the only checkpoint of its run at superstep {query}")
+        raise CompareRefused(f"run {run_id} has no checkpoint at superstep {query}")
+    if len(query) >= 4:
+        found = list(others.filter(checkpoint_id__startswith=query)[:CHOICES_SHOWN])
+        if found:
+            return found
+    raise CompareRefused(f"run {run_id} has no checkpoint whose id is or starts with "
+                         f"{query!r} (give a whole id, its first 4 or more characters, or a "
+                         f"superstep number)")
+
+
+def _change_row(change: dict[str, Any]) -> dict[str, Any]:
+    """A change as the diff table shows it; a value the change has not (an added key has no
+    before) is None, a shown value is plain JSON cut to ``VALUE_SHOWN`` characters."""
+    return {"path": change["path"], "change": change["change"],
+            "before": _shown(change["before"]) if "before" in change else None,
+            "after": _shown(change["after"]) if "after" in change else None}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if len(text) <= VALUE_SHOWN:
+        return text
+    return f"{text[:VALUE_SHOWN]}… ({len(text):,} characters)"
 
 
 @login_required
@@ -54,3 +192,64 @@ def checkpoint_export(request, checkpoint_id: str):
     response = HttpResponse(json.dumps(document, indent=2), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="checkpoint-{checkpoint_id}.json"'
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checkpoint_import(request):
+    """GET: the upload form and what an import does. POST: import the uploaded export as a
+    new run (``services.import_checkpoint``) and show that run; a file that cannot be
+    imported is named on the form again (400) and nothing is created."""
+    require(request, permissions.can_operate)
+    if request.method == "GET":
+        return _import_page(request)
+    upload = request.FILES.get("file")
+    try:
+        document = _read_export(upload)
+        run = services.import_checkpoint(document, request.user)
+    except (ImportRefused, services.ServiceError) as error:
+        return _import_page(request, error=str(error), filename=getattr(upload, "name", ""),
+                            status=400)
+    messages.success(request, _imported(document["checkpoint"], run))
+    return redirect("dashboard:run", run_id=run.pk)
+
+
+def _import_page(request, *, error: str = "", filename: str = "", status: int = 200):
+    return render(request, "dashboard/checkpoint_import.html", {
+        "error": error, "filename": filename,
+        "max_bytes": MAX_IMPORT_BYTES}, status=status)
+
+
+def _read_export(upload: Any) -> Any:
+    """The JSON document in ``upload``, or ``ImportRefused`` saying why there is none."""
+    if upload is None:
+        raise ImportRefused("no file was chosen: choose a checkpoint export (a .json file "
+                            "from a checkpoint's export link)")
+    if upload.size > MAX_IMPORT_BYTES:
+        raise ImportRefused(f"it is {filesizeformat(upload.size)}; a checkpoint export may "
+                            f"be at most {filesizeformat(MAX_IMPORT_BYTES)}")
+    try:
+        return json.loads(upload.read().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ImportRefused("it is not UTF-8 text, so not a checkpoint export") from None
+    except json.JSONDecodeError as error:
+        raise ImportRefused(f"it is not JSON: {error.msg} at line {error.lineno}, column "
+                            f"{error.colno}") from None
+    except RecursionError:
+        raise ImportRefused("it nests its JSON too deeply to be a checkpoint export") from None
+
+
+def _imported(body: dict[str, Any], run: Any) -> str:
+    """What the import did, for the new run's page."""
+    original = str(body.get("checkpoint_id"))
+    text = (f"Checkpoint {original[:8]} (superstep {run.current_superstep}) was imported as "
+            f"this new run")
+    if run.head_checkpoint_id != original:
+        text += " (it was already stored here, so this run holds a copy of it)"
+    count = run.requests.open().count()
+    if run.status == RunStatus.WAITING:
+        text += (f"; it waits on its {count} open request{'s' if count != 1 else ''}"
+                 if count else "; it waits on its requests")
+    else:
+        text += "; resume it from its checkpoint to continue, or rehydrate a new run from it"
+    return text + "."
