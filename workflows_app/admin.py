@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from . import permissions, services
 from .engine import WorkflowCheckpointError
 from .models import (Checkpoint, OperatorAction, PendingRequest, RegisteredWorkflow, Run,
-                     RunEvent)
+                     RunBranch, RunEvent)
 
 
 def _pretty(value) -> str:
@@ -53,7 +53,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
-    show_change_link = True
+    show_change_link = False  # branches and requests are read here, not on pages of their own
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -113,21 +113,31 @@ class RequestInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class BranchInline(ReadOnlyInline):
+    """A run's branches: each resume started one (a run resumed thousands of times is not
+    what runs do; checkpoints and events, which do grow, are linked lists instead)."""
+
+    model = RunBranch
+    fields = ("number", "parent", "from_checkpoint_id", "from_superstep", "kept_seq",
+              "first_seq", "action", "created_at")
+    readonly_fields = fields
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
-    list_display = ("id", "workflow", "status", "current_superstep", "created_by", "created_at",
-                    "parent_link")
+    list_display = ("id", "workflow", "status", "current_superstep", "branch", "created_by",
+                    "created_at", "parent_link")
     list_filter = ("status", "workflow", "created_at")
     search_fields = ("id",)
     date_hierarchy = "created_at"
     readonly_fields = ("id", "workflow", "status", "input_json", "outputs_json", "error",
-                       "current_superstep", "created_by", "created_at", "started_at",
+                       "current_superstep", "branch", "created_by", "created_at", "started_at",
                        "finished_at", "parent_link", "source_link", "head_link",
                        "checkpoints_link", "events_link", "cancel_requested", "lease_owner",
                        "lease_expires_at", "attempts")
     exclude = ("input", "outputs", "parent_run", "source_checkpoint", "head_checkpoint")
     # Checkpoints and events can number thousands: linked, filtered lists, not inlines.
-    inlines = [RequestInline]
+    inlines = [BranchInline, RequestInline]
 
     @admin.display(description="checkpoints")
     def checkpoints_link(self, obj):
@@ -169,14 +179,14 @@ class RunAdmin(ReadOnlyAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
+    list_display = ("checkpoint_id", "run_link", "workflow_name", "superstep", "branch", "kind",
                     "created_at", "size_bytes", "pending_request_count")
-    list_filter = ("workflow_name", RunFilter, "kind", "created_at")
+    list_filter = ("workflow_name", RunFilter, "kind", "branch", "created_at")
     search_fields = ("checkpoint_id",)
     date_hierarchy = "created_at"
     list_select_related = ("run",)
-    readonly_fields = ("checkpoint_id", "run_link", "workflow_name", "superstep", "kind",
-                       "previous_link", "next_links", "graph_signature_hash", "stored_as",
+    readonly_fields = ("checkpoint_id", "run_link", "workflow_name", "superstep", "branch",
+                       "kind", "previous_link", "next_links", "graph_signature_hash", "stored_as",
                        "size_bytes", "json_bytes", "content_hash", "created_at",
                        "diff_to_previous", "decoded_document")
     exclude = ("document", "run", "previous", "base", "chain_position")
@@ -281,8 +291,8 @@ class PendingRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(RunEvent)
 class RunEventAdmin(ReadOnlyAdmin):
-    list_display = ("run", "seq", "type", "superstep", "executor_id", "created_at")
-    list_filter = (RunFilter, "type")
+    list_display = ("run", "seq", "type", "superstep", "branch", "executor_id", "created_at")
+    list_filter = (RunFilter, "type", "branch")
     list_select_related = ("run__workflow",)
 
 

@@ -22,8 +22,8 @@ from workflows_app.models import Checkpoint
 from workflows_app.states import RunStatus
 
 from ..access import require
+from ..confirmations import confirmations
 from ..values import plain, plain_json
-from .run_page import _confirmations
 
 SECTIONS = (("Executor states", "executor_states"), ("Pending messages", "messages"),
             ("Shared state", "shared_state"), ("Pending requests", "pending_requests"),
@@ -108,7 +108,7 @@ def checkpoint_detail(request, checkpoint_id: str):
         "problem": problem,
         "can_operate": permissions.can_operate(request.user),
         "active": run.status in RunStatus.active(),
-        **_confirmations(run, open_requests),
+        **confirmations(run, open_requests),
     }
     status = 400 if comparison.refused else 200
     return render(request, "dashboard/checkpoint.html", context, status=status)

@@ -18,14 +18,15 @@ from django.views.decorators.http import require_POST
 
 from workflows_app import permissions, services
 from workflows_app.branches import RunLine
-from workflows_app.models import PendingRequest, Run
+from workflows_app.models import Run
 from workflows_app.states import ActionKind, RunStatus
 
 from ..access import require
+from ..confirmations import confirmations
 from ..diagram import layout
-from ..request_items import request_item, request_kind
+from ..request_items import request_item
 from ..run_windows import (RunPageView, checkpoint_page, event_window, executor_states,
-                           newest_superstep, states_json, timeline)
+                           newest_superstep, timeline)
 from ..values import plain_json
 
 RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history", "branches")
@@ -66,7 +67,7 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
         # again on its own whenever the run changes).
         "facts": SimpleLazyObject(lambda: _run_facts(run)),
         "history": SimpleLazyObject(lambda: _history(run)),
-        **_confirmations(run, open_requests),
+        **confirmations(run, open_requests),
         "can_operate": permissions.can_operate(request.user),
         "can_approve": permissions.can_approve(request.user),
         "active": run.status in RunStatus.active(),
@@ -86,24 +87,6 @@ def _outputs(run: Run) -> Outputs:
     shown = run.outputs[-OUTPUTS_SHOWN:]
     return Outputs([o if isinstance(o, str) else plain_json(o) for o in shown],
                    len(run.outputs))
-
-
-def _confirmations(run: Run, open_requests: list[PendingRequest]) -> dict[str, str]:
-    """What the page asks before an action that discards work or leaves it behind."""
-    named = ", ".join(f"{r.source_executor_id} {request_kind(r) or 'request'} "
-                      f"({r.request_id[:8]})" for r in open_requests)
-    plural = "s" if len(open_requests) != 1 else ""
-    requests_cancelled = (f" The open request{plural} {named} will be cancelled."
-                          if open_requests else "")
-    stops = ("It stops at its next checkpoint." if run.status == RunStatus.RUNNING
-             else "It stops now.")
-    return {
-        "confirm_resume": ("Work after that checkpoint is set aside as an abandoned branch."
-                           + requests_cancelled),
-        "confirm_cancel": f"Cancel this run? {stops}{requests_cancelled}",
-        "confirm_rehydrate": (f"This run keeps waiting on its open request{plural} {named}; "
-                              f"the new run asks again." if open_requests else ""),
-    }
 
 
 def _run_facts(run: Run) -> dict[str, Any]:
@@ -195,8 +178,8 @@ def render_run_page(request, run: Run, bound: dict | None = None, status: int = 
     context.update(
         timeline=timeline(line, view, newest),
         events=event_window(line, view, context["last_seq"], executors),
-        executor_states=states_json(executor_states(
-            line, run, newest, [item["request"] for item in context["requests"]])))
+        executor_states=executor_states(
+            line, run, newest, [item["request"] for item in context["requests"]]))
     return render(request, "dashboard/run_detail.html", context, status=status)
 
 

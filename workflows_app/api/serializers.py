@@ -20,14 +20,15 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["id", "workflow", "status", "input", "outputs", "error", "current_superstep",
-                  "created_by", "created_at", "started_at", "finished_at", "parent_run",
+                  "branch", "created_by", "created_at", "started_at", "finished_at", "parent_run",
                   "source_checkpoint", "head_checkpoint", "attempts", "cancel_requested"]
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = Checkpoint
-        fields = ["checkpoint_id", "run", "workflow_name", "superstep", "kind", "previous",
+        fields = ["checkpoint_id", "run", "workflow_name", "superstep", "branch", "kind",
+                  "previous",
                   "graph_signature_hash", "size_bytes", "json_bytes", "content_hash",
                   "pending_request_count", "created_at"]
 
@@ -55,7 +56,7 @@ class RequestSerializer(serializers.ModelSerializer):
 class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = RunEvent
-        fields = ["seq", "type", "superstep", "executor_id", "data", "created_at"]
+        fields = ["seq", "type", "superstep", "branch", "executor_id", "data", "created_at"]
 
 
 class StartRunInput(serializers.Serializer):
