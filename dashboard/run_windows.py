@@ -10,7 +10,6 @@ an operator can share, and the panels the page re-fetches live keep the window t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -264,7 +263,3 @@ def executor_states(line: RunLine, run: Run, newest: int,
         for pending in open_requests:
             states[pending.source_executor_id] = "waiting"
     return states
-
-
-def states_json(states: dict[str, str]) -> str:
-    return json.dumps(states, sort_keys=True)

@@ -31,6 +31,7 @@ class LinePiece:
     first_seq: int
     upto_seq: int | None
     upto_time: datetime | None
+    upto_superstep: int | None = None  # the checkpoint's superstep the line left it at
 
 
 class RunLine:
@@ -49,14 +50,14 @@ class RunLine:
         self.pieces = self._pieces()
 
     def _pieces(self) -> list[LinePiece]:
-        pieces, number, upto_seq, upto_time = [], self.number, None, None
+        pieces, number, upto = [], self.number, (None, None, None)
         while True:
             branch = self.branches.get(number)
-            pieces.append(LinePiece(number, branch.first_seq if branch else 0, upto_seq,
-                                    upto_time))
+            pieces.append(LinePiece(number, branch.first_seq if branch else 0, *upto))
             if branch is None:  # branch 0, where every line starts
                 return pieces
-            number, upto_seq, upto_time = branch.parent, branch.kept_seq, branch.kept_until
+            number = branch.parent
+            upto = (branch.kept_seq, branch.kept_until, branch.from_superstep)
 
     @property
     def is_current(self) -> bool:
@@ -99,6 +100,16 @@ class RunLine:
                 upto = following.first_seq if following else last_seq
             total += max(upto - piece.first_seq, 0)
         return total
+
+    def left_at(self) -> int | None:
+        """Where the run's current line leaves this line's branch: the superstep of the
+        checkpoint it was resumed from (None if this is the current branch or no part of
+        the current line, its own work all abandoned)."""
+        if self.is_current:
+            return None
+        current = RunLine(self.run, branches=list(self.branches.values()))
+        return next((piece.upto_superstep for piece in current.pieces
+                     if piece.branch == self.number), None)
 
     def summaries(self, newest: int = 10) -> list[dict[str, Any]]:
         """The run's ``newest`` branches, newest first, as the run page lists them: each

@@ -29,7 +29,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 expect.set_options(timeout=15_000)
 
 RUN_URL = re.compile(r"/runs/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/?$")
-EXECUTOR_STATES = {"idle", "running", "done", "failed"}
+EXECUTOR_STATES = {"idle", "running", "waiting", "done", "failed"}
 CHECKPOINT_KINDS = {"entry", "superstep", "response"}
 SUBMIT = "button:not([type=button]):not([type=reset])"  # a form's submit button
 
@@ -163,7 +163,9 @@ def test_document_review_end_to_end(site, page):
     states = graph.locator("g.node[data-executor]").evaluate_all(
         "nodes => nodes.map(n => [n.dataset.executor, n.dataset.state])")
     assert all(state in EXECUTOR_STATES for _, state in states), states
-    expect(graph.locator('g.node[data-executor="writer"]')).to_have_attribute("data-state", "done")
+    # The reviewer asked for a review: the graph shows it waiting on the open request.
+    expect(graph.locator('g.node[data-executor="reviewer"]')).to_have_attribute(
+        "data-state", "waiting")
 
     request_forms = page.locator("#requests form.request-form")
     expect(request_forms).to_have_count(1)

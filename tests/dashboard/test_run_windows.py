@@ -38,12 +38,18 @@ def _page(client, run, query=""):
     return response.content.decode()
 
 
+def _oldest_first(numbers):
+    """A window's items, which the page lists newest first, in the order they happened."""
+    assert numbers == sorted(numbers, reverse=True), numbers
+    return numbers[::-1]
+
+
 def _timeline(html):
-    return [int(n) for n in re.findall(r'<li data-superstep="(\d+)"', html)]
+    return _oldest_first([int(n) for n in re.findall(r'<li data-superstep="(\d+)"', html)])
 
 
 def _events(html):
-    return [int(n) for n in re.findall(r'<li data-seq="(\d+)"', html)]
+    return _oldest_first([int(n) for n in re.findall(r'<li data-seq="(\d+)"', html)])
 
 
 def _checkpoint_steps(html):
@@ -142,7 +148,8 @@ def test_an_abandoned_branch_is_marked_and_can_be_looked_at(viewer, execute):
     html = _page(viewer, run)
     assert 'data-branch="1" class="abandoned"' in html
     old = _page(viewer, run, "?branch=1")
-    assert "an abandoned branch" in old and "show the current branch" in old
+    assert "branch 1, an abandoned branch" in old and "Show the current branch" in old
+    assert "branch 0, which the run left after superstep 10" in _page(viewer, run, "?branch=0")
     assert _timeline(old)[-1] == 60 and _checkpoint_steps(old)[0] == 60
     line = RunLine(run, 1)
     assert set(line.checkpoints().values_list("branch", flat=True)) == {0, 1}
