@@ -135,6 +135,17 @@ class SwitchCaseEdgeGroup(EdgeGroup):
         return [f"{callable_name(c)}->{t}" for c, t in self.cases] + (
             [f"default->{self.default}"] if self.default else [])
 
+    def describe(self) -> dict[str, Any]:
+        """As every group, plus ``cases``: each branch in matching order as
+        ``{"condition": name, "target": id}``, the default's condition being None. (Only
+        ``conditions()`` enters the graph signature, so this adds nothing to its hash.)"""
+        described = super().describe()
+        described["cases"] = [{"condition": callable_name(c), "target": t}
+                              for c, t in self.cases]
+        if self.default:
+            described["cases"].append({"condition": None, "target": self.default})
+        return described
+
 
 class FanInEdgeGroup(EdgeGroup):
     """Many sources to one target. Messages are buffered per source; once every source has
