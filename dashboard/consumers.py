@@ -1,12 +1,21 @@
 """Live updates of the dashboard over websockets.
 
-``/ws/runs/`` (``RunsConsumer``) streams the status changes of all runs;
+``/ws/runs/`` (``RunsConsumer``) streams the status changes and progress of all runs;
 ``/ws/runs/<run_id>/`` (``RunEventsConsumer``) streams one run's events and status (from the
-run's own group only).
+run's own group only); ``/ws/requests/`` (``RequestsConsumer``) tells every page how many
+requests are open (the navigation's count, the Requests inbox).
 
 Messages sent to the browser (JSON text frames):
 
 - ``{"type": "status", "run_id": ..., "status": ...}`` on ``/ws/runs/``;
+- ``{"type": "progress", "supersteps": {<run_id>: <superstep>, ...}}`` on ``/ws/runs/``:
+  the superstep runs reached (their ``current_superstep`` once committed). A worker process
+  sends at most one every ``workflows_app.live.PROGRESS_SECONDS`` (0.25 s), covering every
+  run it advanced meanwhile, plus one with each status change of a run it drives; a run
+  page's socket never carries them;
+- ``{"type": "requests", "open": <count>, "digest": ...}`` on ``/ws/requests/``: once on
+  connecting, then whenever the set of open requests changed (``digest`` names the set:
+  equal digests, same requests), at most one every ``REQUESTS_SECONDS`` (1 s);
 - ``{"type": "events", "events": [{"seq", "type", "superstep", "executor_id", "data",
   "created_at"}, ...]}`` on ``/ws/runs/<run_id>/``, in ``seq`` order, at most
   ``REPLAY_BATCH`` events a message, never an event twice on one connection;
@@ -27,6 +36,7 @@ the code, a page knows not to reconnect. (A foreign Origin is refused by the han
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from typing import Any
@@ -35,8 +45,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from workflows_app.live import RUNS_GROUP, run_group
-from workflows_app.models import Run, RunEvent
+from workflows_app.live import REQUESTS_GROUP, RUNS_GROUP, run_group
+from workflows_app.models import PendingRequest, Run, RunEvent
 from workflows_app.permissions import can_view
 from workflows_app.querysets import parse_seq
 
@@ -45,6 +55,9 @@ logger = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 REPLAY_BATCH = 500  # events per message, replayed or live
+# The open requests are read at most this often per socket: a burst of runs moving (sixty
+# started at once) costs each page one read a second, not one per run.
+REQUESTS_SECONDS = 1.0
 
 
 class _LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -109,7 +122,8 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
 
 
 class RunsConsumer(_LiveConsumer):
-    """``/ws/runs/``: every run's status changes, as the runs list shows them."""
+    """``/ws/runs/``: every run's status changes and progress, as the runs list shows
+    them."""
 
     async def connect(self) -> None:
         if not await database_sync_to_async(can_view)(self.scope.get("user")):
@@ -121,6 +135,58 @@ class RunsConsumer(_LiveConsumer):
     async def run_status(self, message: dict[str, Any]) -> None:
         await self.send_json({"type": "status", "run_id": message["run_id"],
                               "status": message["status"]})
+
+    async def runs_progress(self, message: dict[str, Any]) -> None:
+        # Paced by the workers' publishers already (workflows_app.live.Publisher).
+        await self.send_json({"type": "progress", "supersteps": message["supersteps"]})
+
+
+class RequestsConsumer(_LiveConsumer):
+    """``/ws/requests/``: how many requests are open, for the navigation of every page.
+
+    The group's ``requests.changed`` messages are hints: the socket reads the open requests
+    itself, at most once every ``REQUESTS_SECONDS`` (a hint within that time schedules one
+    read at its end), and sends what it read only when the set changed since the last send.
+    """
+
+    async def connect(self) -> None:
+        if not await database_sync_to_async(can_view)(self.scope.get("user")):
+            await self.refuse(CLOSE_FORBIDDEN)
+            return
+        self.sent_digest: str | None = None
+        self.read_at = float("-inf")  # the loop's clock
+        self.pending: asyncio.Task | None = None
+        await self.join(REQUESTS_GROUP)
+        await self.accept()
+        await self.send_open_requests()  # what changed while the page loaded or was away
+
+    async def requests_changed(self, message: dict[str, Any]) -> None:
+        if self.pending is None:
+            wait = self.read_at + REQUESTS_SECONDS - asyncio.get_running_loop().time()
+            self.pending = asyncio.ensure_future(self.send_open_requests(max(wait, 0)))
+
+    async def send_open_requests(self, after: float = 0) -> None:
+        if after:
+            await asyncio.sleep(after)
+        self.pending = None  # a hint from now on asks for another read
+        self.read_at = asyncio.get_running_loop().time()
+        count, digest = await self.read_open_requests()
+        if digest != self.sent_digest:
+            self.sent_digest = digest
+            await self.send_json({"type": "requests", "open": count, "digest": digest})
+
+    @database_sync_to_async
+    def read_open_requests(self) -> tuple[int, str]:
+        """How many requests are open, and a digest of which (their ids, in one read)."""
+        ids = sorted(str(pk) for pk in PendingRequest.objects.open().values_list("pk", flat=True))
+        return len(ids), hashlib.blake2b(",".join(ids).encode(), digest_size=8).hexdigest()
+
+    def stop_renewal(self) -> None:
+        # Called however the socket ends: a read scheduled for later has nobody to tell.
+        super().stop_renewal()
+        if getattr(self, "pending", None) is not None:
+            self.pending.cancel()
+            self.pending = None
 
 
 class RunEventsConsumer(_LiveConsumer):

@@ -15,6 +15,7 @@ urlpatterns = [
     path("workflows/", workflows.workflows, name="workflows"),
     path("workflows/<slug:name>/start/", workflows.start_run, name="start-run"),
     path("requests/", requests.requests_inbox, name="requests"),
+    path("requests/list/", requests.requests_list, name="requests-list"),
     path("requests/<uuid:request_pk>/respond/", requests.respond, name="respond"),
     # Before the checkpoint's own page, whose id would otherwise take "import".
     path("checkpoints/import/", checkpoints.checkpoint_import, name="checkpoint-import"),

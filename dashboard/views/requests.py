@@ -21,11 +21,22 @@ from . import run_page
 def requests_inbox(request, bound: dict | None = None, status: int = 200):
     """Every open request across runs, newest first, each with its form."""
     require(request, permissions.can_view)
+    return render(request, "dashboard/requests.html", _inbox_context(request, bound),
+                  status=status)
+
+
+@login_required
+def requests_list(request):
+    """The inbox's list of requests alone, for the page to add and remove requests live."""
+    require(request, permissions.can_view)
+    return render(request, "dashboard/_requests_list.html", _inbox_context(request))
+
+
+def _inbox_context(request, bound: dict | None = None) -> dict:
     pending = PendingRequest.objects.open().select_related("run__workflow").order_by(
         "-created_at")
-    return render(request, "dashboard/requests.html", {
-        "requests": [request_item(r, (bound or {}).get(r.pk)) for r in pending],
-        "can_approve": permissions.can_approve(request.user)}, status=status)
+    return {"requests": [request_item(r, (bound or {}).get(r.pk)) for r in pending],
+            "can_approve": permissions.can_approve(request.user)}
 
 
 @login_required

@@ -4,29 +4,108 @@
 // server-rendered partials, fetched again when the run changes.
 "use strict";
 
-const Stepstone = (() => {
+// Every page of someone who may view runs loads this file (base.html), and a page may load it
+// again itself: the second load keeps the first one's object (and its sockets).
+var Stepstone = window.Stepstone || (() => {
   function socketUrl(path) {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
   }
 
-  function setConnection(state) {
-    const badge = document.getElementById("connection");
-    if (badge) { badge.dataset.state = state; badge.textContent = state; }
+  // ------------------------------------------------------------------ the connection
+  // A live page holds a socket or two (the navigation's, and its own). The page is "live"
+  // when all are open; "disconnected" while one is away (the server down or unreachable),
+  // which is what an operator must know first; "refused" when the server closed one for good
+  // (4403: signed out or not allowed, 4404: the run is gone); "connecting" until then.
+  const sockets = new Map();  // socket number -> its state
+  const REFUSED = new Set([4403, 4404]);
+  let lastMessageAt = new Date();  // the page was rendered up to date
+  let leaving = false;  // the sockets close because the page goes away: no outage to show
+  window.addEventListener("pagehide", () => { leaving = true; });
+  window.addEventListener("pageshow", () => { leaving = false; });
+
+  function pageState() {
+    const states = [...sockets.values()];
+    return ["disconnected", "refused", "connecting"].find((s) => states.includes(s)) || "live";
   }
 
-  // Open a socket that reconnects by itself with backoff; `onopen` says where to resume.
-  function connect(pathFor, onmessage) {
-    let delay = 500;
+  function clockTime(date) {
+    const time = [date.getHours(), date.getMinutes(), date.getSeconds()]
+      .map((n) => String(n).padStart(2, "0")).join(":");
+    return date.toDateString() === new Date().toDateString()
+      ? time : date.toLocaleDateString() + " " + time;
+  }
+
+  // The buttons that send an action (start, resume, rehydrate, cancel, answer): submit
+  // buttons of the content's POST forms; not the header's log-out, nor GET filters.
+  const ACTIONS = 'main form[method="post" i] button:not([type="button"]):not([type="reset"]), ' +
+                  'main form[method="post" i] input[type="submit"]';
+
+  // Disabled while disconnected: the action could not be sent, nor its outcome be seen.
+  // Only buttons disabled here are enabled again (`data-offline` marks them).
+  function setActionsEnabled(enabled) {
+    document.querySelectorAll(ACTIONS).forEach((button) => {
+      if (!enabled && !button.disabled) {
+        button.disabled = true;
+        button.dataset.offline = "";
+      } else if (enabled && "offline" in button.dataset) {
+        button.disabled = false;
+        delete button.dataset.offline;
+      }
+    });
+  }
+
+  // Show the page's connection as `state`: the badge (on the pages that have one), the
+  // banner saying since when the page is stale, and the action buttons.
+  function setConnection(state) {
+    if (leaving) return;
+    const badge = document.getElementById("connection");
+    if (badge) { badge.dataset.state = state; badge.textContent = state; }
+    const banner = document.getElementById("connection-banner");
+    if (banner) {
+      banner.dataset.state = state;
+      banner.hidden = state !== "disconnected" && state !== "refused";
+      banner.textContent = state === "refused"
+        ? "Live updates stopped: the server closed this page's connection (signed out, or " +
+          "what the page shows is gone). Reload the page."
+        : `Disconnected from the server \u2014 last update at ${clockTime(lastMessageAt)}. ` +
+          "Reconnecting\u2026";
+    }
+    setActionsEnabled(state !== "disconnected");
+  }
+
+  // Open a socket that reconnects by itself with backoff (not after a refusal, which would
+  // only be refused again). `pathFor` says where to resume; `onmessage` takes each message;
+  // `onreopen` runs when a socket opens again after it was lost (to catch up on what the
+  // page missed meanwhile, if its socket does not replay it).
+  function connect(pathFor, onmessage, {onreopen = null} = {}) {
+    const number = sockets.size;
+    let delay = 500, opened = false;
+    function mark(state) {
+      sockets.set(number, state);
+      setConnection(pageState());
+    }
     function open() {
       const socket = new WebSocket(socketUrl(pathFor()));
-      socket.onopen = () => { delay = 500; setConnection("live"); };
-      socket.onmessage = (message) => onmessage(JSON.parse(message.data));
-      socket.onclose = () => {
-        setConnection("disconnected");
+      socket.onopen = () => {
+        delay = 500;
+        mark("live");
+        if (opened && onreopen) onreopen();
+        opened = true;
+      };
+      socket.onmessage = (message) => {
+        lastMessageAt = new Date();
+        let content;
+        try { content = JSON.parse(message.data); } catch (error) { return; }  // not ours
+        onmessage(content);
+      };
+      socket.onclose = (event) => {
+        if (REFUSED.has(event.code)) { mark("refused"); return; }
+        mark("disconnected");
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 10000);
       };
     }
+    mark("connecting");
     open();
   }
 
@@ -150,21 +229,132 @@ const Stepstone = (() => {
   }
 
   // ------------------------------------------------------------------ runs list
+  // Statuses and supersteps change in place; a run the page does not show yet reloads the
+  // table, and so does a reconnection (the socket does not replay what the page missed).
   function watchRuns() {
     const container = document.getElementById("runs-table");
     const reload = debounce(async () => {
       try {
         const response = await fetch(container.dataset.url, {credentials: "same-origin"});
-        if (response.ok) container.innerHTML = await response.text();
+        if (response.ok) {
+          container.innerHTML = await response.text();
+          setConnection(pageState());  // new rows' buttons, if any, as the connection is
+        }
       } catch (error) { /* the server is away: the next status message reloads again */ }
     }, 200);
+    function row(runId) {
+      return container.querySelector(`tr[data-run="${CSS.escape(runId)}"]`);
+    }
     connect(() => "/ws/runs/", (message) => {
+      if (message.type === "progress") {
+        // Runs this page does not show are not worth a reload: their status will be.
+        for (const [runId, superstep] of Object.entries(message.supersteps)) {
+          const cell = row(runId) && row(runId).querySelector("td.superstep");
+          if (cell) cell.textContent = superstep;
+        }
+        return;
+      }
       if (message.type !== "status") return;
-      const cell = container.querySelector(`tr[data-run="${CSS.escape(message.run_id)}"] td.status`);
-      if (cell) { cell.dataset.status = message.status; cell.textContent = message.status; }
+      const pill = row(message.run_id) && row(message.run_id).querySelector("td.status .status");
+      if (pill) { pill.dataset.status = message.status; pill.textContent = message.status; }
       else reload();  // a run this page does not show yet
+    }, {onreopen: reload});
+  }
+
+  // ------------------------------------------------------------------ navigation
+  // The navigation's count of open requests, on every page: set from each message of
+  // /ws/requests/ (sent on connecting and when the open requests change), which is then
+  // announced to the page as a `stepstone:requests` event ({open, digest}) for the inbox.
+  function watchNav(count) {
+    connect(() => "/ws/requests/", (message) => {
+      if (message.type !== "requests") return;
+      if (count) { count.dataset.count = message.open; count.textContent = message.open; }
+      document.dispatchEvent(new CustomEvent("stepstone:requests", {detail: {
+        open: message.open, digest: message.digest}}));
     });
   }
 
-  return {watchRun, watchRuns};
+  // ------------------------------------------------------------------ requests inbox
+  // The inbox follows the open requests without a reload: when their set changes (and once
+  // after the navigation's socket connects, for what changed while the page loaded), the
+  // list is fetched and merged card by card. A card on the page is never re-rendered or
+  // moved, so what someone is typing into its form stays, focus included. New requests are
+  // inserted where the list puts them; a request answered or cancelled elsewhere is removed,
+  // unless the focus is in its card: that card stays, marked as no longer open and its
+  // buttons disabled, until the focus leaves it.
+  function watchInbox(container) {
+    const CARD = "form.request-form[data-request]";
+    let seen = null, fetching = false, again = false;
+
+    function cardOf(id) {
+      return container.querySelector(`form.request-form[data-request="${CSS.escape(id)}"]`);
+    }
+
+    function markGone(card) {
+      if ("gone" in card.dataset) return;
+      card.dataset.gone = "";
+      card.querySelectorAll("button, input[type=submit]").forEach((button) => {
+        button.disabled = true;
+        delete button.dataset.offline;  // never to be enabled again by a reconnection
+      });
+      card.prepend(text("p", "No longer open: answered or cancelled elsewhere.", "gone-note"));
+      card.addEventListener("focusout", (event) => {
+        if (card.contains(event.relatedTarget)) return;
+        card.remove();
+        refresh();  // the list as it is now (its "nothing is waiting" note, if so)
+      });
+    }
+
+    async function merge() {
+      const fresh = document.createElement("div");
+      try {
+        const response = await fetch(container.dataset.url, {credentials: "same-origin"});
+        if (!response.ok) return;
+        fresh.innerHTML = await response.text();
+      } catch (error) {
+        return;  // the server is away: the next connection's message asks again
+      }
+      const wanted = new Map([...fresh.querySelectorAll(CARD)].map((c) => [c.dataset.request, c]));
+      container.querySelectorAll(CARD).forEach((card) => {
+        if (wanted.has(card.dataset.request)) return;
+        if (card.contains(document.activeElement)) markGone(card);
+        else card.remove();
+      });
+      let previous = null;  // the card the next new one goes after, in the list's order
+      for (const [id, card] of wanted) {
+        const shown = cardOf(id);
+        if (shown && !("gone" in shown.dataset)) { previous = shown; continue; }
+        card.classList.add("arrived");
+        if (previous) previous.after(card); else container.prepend(card);
+        previous = card;
+      }
+      const empty = container.querySelector("p.empty");
+      if (container.querySelector(CARD)) {
+        if (empty) empty.remove();
+      } else if (!empty) {
+        const note = fresh.querySelector("p.empty");
+        if (note) container.append(note);
+      }
+      setConnection(pageState());  // new cards' buttons, as the connection is
+    }
+
+    // One fetch at a time; changes announced meanwhile make one more.
+    async function refresh() {
+      if (fetching) { again = true; return; }
+      fetching = true;
+      try {
+        do { again = false; await merge(); } while (again);
+      } finally {
+        fetching = false;
+      }
+    }
+
+    document.addEventListener("stepstone:requests", (event) => {
+      if (event.detail.digest === seen) return;
+      seen = event.detail.digest;
+      refresh();
+    });
+  }
+
+  return {watchRun, watchRuns, watchNav, watchInbox};
 })();
