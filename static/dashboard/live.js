@@ -1,7 +1,7 @@
 // Live updates for the dashboard over websockets. No build step, no framework.
 // Run page: events arrive in seq order; a reconnect asks for those after the last seq seen,
-// so nothing is missed or shown twice. Panels (header, requests, outputs, checkpoints) are
-// server-rendered partials, fetched again when the run changes.
+// so nothing is missed or shown twice. Panels (header, requests, outputs, checkpoints,
+// history) are server-rendered partials, fetched again (throttled) when the run changes.
 "use strict";
 
 // Every page of someone who may view runs loads this file (base.html), and a page may load it
@@ -121,18 +121,44 @@ var Stepstone = window.Stepstone || (() => {
     return node;
   }
 
+  // Run at most every `ms` while calls keep coming, and once more after the last call: a
+  // steady stream of events refreshes the panels every `ms`, never starving them (as a
+  // debounce would), and the final state is always fetched.
+  function throttle(fn, ms) {
+    let last = 0, timer = null;
+    return () => {
+      if (timer) return;
+      const wait = Math.max(0, last + ms - Date.now());
+      timer = setTimeout(() => { timer = null; last = Date.now(); fn(); }, wait);
+    };
+  }
+
   // ------------------------------------------------------------------ one run
+  // The page shows windows of the run's history (the newest supersteps, events and
+  // checkpoints by default). Live events extend a window that shows the newest items and
+  // drop its oldest, so the page keeps its size; a window on older items stays as it is.
   function watchRun(page) {
     const runId = page.dataset.run;
     let lastSeq = Number(page.dataset.lastSeq || 0);
+    const currentBranch = page.dataset.currentBranch === "true";
+    const followTimeline = currentBranch && page.dataset.followTimeline === "true";
+    const followEvents = currentBranch && page.dataset.followEvents === "true";
+    const typeFilter = page.dataset.eventType, executorFilter = page.dataset.executor;
+    const maxSteps = Number(page.dataset.timelineSteps), maxEvents = Number(page.dataset.eventsShown);
     const timeline = document.getElementById("timeline");
     const eventsList = document.getElementById("events");
-    const steps = new Map();  // superstep -> {li, started, executors}
+    const steps = new Map();  // superstep -> {li, started, executors, messages}
+    timeline.querySelectorAll("li[data-superstep]").forEach((li) => {
+      const who = li.dataset.executors ? li.dataset.executors.split(",") : [];
+      steps.set(Number(li.dataset.superstep), {li, started: Date.parse(li.dataset.started) || null,
+        executors: new Set(who), messages: Number(li.dataset.messages || 0)});
+    });
 
     async function refresh(part) {
       let response;
       try {
-        response = await fetch(page.dataset.partsUrl + part + "/", {credentials: "same-origin"});
+        response = await fetch(page.dataset.partsUrl + part + "/" + page.dataset.query,
+                               {credentials: "same-origin"});
       } catch (error) {
         return;  // the server is away: the socket's reconnection brings the page up to date
       }
@@ -142,87 +168,153 @@ var Stepstone = window.Stepstone || (() => {
         const state = connection ? connection.dataset.state : "disconnected";
         panel.innerHTML = await response.text();
         setConnection(state);
+        if (part === "requests") markWaiting();
       }
     }
-    const refreshAll = debounce(() => ["header", "requests", "outputs", "checkpoints", "history"].forEach(refresh), 120);
+    const refreshPanels = throttle(() => ["header", "requests", "outputs", "checkpoints", "history"].forEach(refresh), 250);
 
+    // ---- the graph: each executor idle, running, waiting (open request), done or failed
     function setNode(executorId, state) {
       const node = document.querySelector(`#graph g.node[data-executor="${CSS.escape(executorId)}"]`);
       if (node) node.dataset.state = state;
     }
+    function markWaiting() {
+      const waiting = new Set([...document.querySelectorAll("#requests [data-executor]")]
+        .map((form) => form.dataset.executor));
+      document.querySelectorAll("#graph g.node").forEach((node) => {
+        if (waiting.has(node.dataset.executor)) node.dataset.state = "waiting";
+        else if (node.dataset.state === "waiting") node.dataset.state = "idle";
+      });
+    }
+    const initialStates = JSON.parse(document.getElementById("executor-states").textContent || "{}");
+    Object.entries(initialStates).forEach(([executor, state]) => setNode(executor, state));
 
+    // ---- the timeline
+    function trim(list, max) {  // drop the oldest items (at the end: lists are newest first)
+      while (list.children.length > max) list.lastElementChild.remove();
+    }
     function step(number) {
       if (!steps.has(number)) {
+        timeline.querySelectorAll("li.none").forEach((li) => li.remove());
         const li = document.createElement("li");
         li.dataset.superstep = number;
         li.className = "running";
         li.append(text("span", "superstep " + number, "step"), text("span", "", "who"),
                   text("span", "", "took"));
-        timeline.append(li);
+        timeline.prepend(li);  // newest first
         steps.set(number, {li, started: null, executors: new Set(), messages: 0});
+        while (steps.size > maxSteps) {
+          const oldest = Math.min(...steps.keys());
+          steps.get(oldest).li.remove();
+          steps.delete(oldest);
+        }
+        const high = document.querySelector("#timeline-count .high");
+        const newest = document.querySelector("#timeline-count .newest");
+        if (high) high.textContent = number;
+        if (newest) newest.textContent = number;
       }
       return steps.get(number);
     }
-
-    function apply(event, live) {
-      if (event.seq <= lastSeq && live) return;  // already shown
-      lastSeq = Math.max(lastSeq, event.seq);
-      if (live) {
-        // Announced for observers (the latency benchmark, tests); the page keeps nothing.
-        document.dispatchEvent(new CustomEvent("stepstone:event", {detail: {
-          seq: event.seq, type: event.type, created_at: event.created_at}}));
-        const li = document.createElement("li");
-        li.dataset.seq = event.seq;
-        li.append(text("span", "#" + event.seq, "seq"), " ", text("b", event.type));
-        if (event.executor_id) li.append(" " + event.executor_id);
-        if (event.superstep) li.append(" ", text("span", "superstep " + event.superstep, "muted"));
-        eventsList.append(li);
-      }
+    function applyToTimeline(event) {
       const s = event.superstep;
+      if (event.type === "superstep_started") {
+        document.querySelectorAll("#graph g.node").forEach((node) => {
+          if (node.dataset.state !== "waiting") node.dataset.state = "idle";
+        });
+      }
+      if (!followTimeline || !s) return;
       switch (event.type) {
-        case "superstep_started":
-          step(s).started = Date.parse(event.created_at);
+        case "superstep_started": step(s).started = Date.parse(event.created_at); break;
+        case "executor_invoked": {
+          const st = step(s);
+          st.executors.add(event.executor_id);
+          st.messages += 1;  // one invocation per message delivered
+          st.li.querySelector(".who").textContent = " " + [...st.executors].join(", ") +
+            " · " + st.messages + (st.messages === 1 ? " message" : " messages");
           break;
-        case "executor_invoked":
-          setNode(event.executor_id, "running");
-          if (s) {
-            const st = step(s);
-            st.executors.add(event.executor_id);
-            st.messages += 1;  // one invocation per message delivered
-            st.li.querySelector(".who").textContent = " " + [...st.executors].join(", ") +
-              " · " + st.messages + (st.messages === 1 ? " message" : " messages");
-          }
-          break;
-        case "executor_completed": setNode(event.executor_id, "done"); break;
-        case "executor_failed": setNode(event.executor_id, "failed"); break;
+        }
         case "superstep_completed": {
           const st = step(s);
           st.li.className = "done";
           if (st.started) st.li.querySelector(".took").textContent =
             " · " + Math.max(0, Date.parse(event.created_at) - st.started) + " ms";
-          const superstep = document.getElementById("run-superstep");
-          if (superstep) superstep.textContent = s;
           break;
         }
-        case "failed": if (s && steps.has(s)) steps.get(s).li.className = "failed"; break;
-      }
-      if (live && ["status", "request_info", "output", "failed", "superstep_completed"].includes(event.type)) {
-        refreshAll();
+        case "executor_failed": case "failed":
+          if (steps.has(s)) steps.get(s).li.className = "failed";
+          break;
       }
     }
 
-    const initial = JSON.parse(document.getElementById("initial-events").textContent || "[]");
-    initial.forEach((event) => apply(event, false));
-    lastSeq = Number(page.dataset.lastSeq || 0);
+    // ---- the event log
+    function appendEvent(event) {
+      if (!followEvents) return;
+      if (typeFilter && event.type !== typeFilter) return;
+      if (executorFilter && event.executor_id !== executorFilter) return;
+      const li = document.createElement("li");
+      li.dataset.seq = event.seq;
+      li.dataset.type = event.type;
+      const time = text("time", event.created_at.slice(11, 23));
+      time.setAttribute("datetime", event.created_at);
+      li.append(text("span", "#" + event.seq, "seq"), " ", time, " ", text("b", event.type));
+      if (event.executor_id) li.append(" " + event.executor_id);
+      if (event.superstep !== null && event.superstep !== undefined)
+        li.append(" ", text("span", "superstep " + event.superstep, "muted"));
+      if (event.data !== null && event.data !== undefined && JSON.stringify(event.data) !== "{}") {
+        const details = document.createElement("details");
+        const payload = JSON.stringify(event.data, null, 2);
+        details.append(text("summary", "payload"), text("pre", payload.length > 2000 ?
+          payload.slice(0, 2000) + "\n… (the API has the whole event)" : payload, "json"));
+        li.append(details);
+      }
+      eventsList.prepend(li);  // newest first
+      trim(eventsList, maxEvents);
+      const count = document.getElementById("events-count");
+      const total = count && count.querySelector(".total");
+      if (total) {
+        total.textContent = Number(total.textContent) + 1;
+        count.querySelector(".last").textContent = event.seq;
+        count.querySelector(".shown").textContent = eventsList.children.length;
+      }
+    }
+
+    function apply(event) {
+      if (event.seq <= lastSeq) return;  // already shown
+      lastSeq = Math.max(lastSeq, event.seq);
+      // Announced for observers (the latency benchmark, tests); the page keeps nothing.
+      document.dispatchEvent(new CustomEvent("stepstone:event", {detail: {
+        seq: event.seq, type: event.type, created_at: event.created_at}}));
+      if (!currentBranch) return;  // the page shows another branch's line
+      appendEvent(event);
+      applyToTimeline(event);
+      switch (event.type) {
+        case "executor_invoked": setNode(event.executor_id, "running"); break;
+        case "executor_completed": setNode(event.executor_id, "done"); break;
+        case "executor_failed": setNode(event.executor_id, "failed"); break;
+        case "request_info": setNode(event.executor_id, "waiting"); break;
+        case "superstep_completed": {
+          const superstep = document.getElementById("run-superstep");
+          if (superstep) superstep.textContent = event.superstep;
+          break;
+        }
+      }
+      if (["status", "request_info", "output", "failed", "superstep_completed", "stopped"].includes(event.type)) {
+        refreshPanels();
+      }
+    }
 
     connect(() => `/ws/runs/${runId}/?after=${lastSeq}`, (message) => {
-      if (message.type === "events") message.events.forEach((event) => apply(event, true));
+      if (message.type === "events") message.events.forEach(apply);
       if (message.type === "status") {
         const status = document.getElementById("run-status");
         if (status && status.dataset.status !== message.status) {
           status.dataset.status = message.status;
           status.textContent = message.status;
-          refreshAll();
+          refreshPanels();
+          if (!["queued", "running"].includes(message.status)) {
+            document.querySelectorAll('#graph g.node[data-state="running"]')
+              .forEach((node) => { node.dataset.state = "idle"; });
+          }
         }
       }
     });
