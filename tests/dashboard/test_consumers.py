@@ -115,8 +115,9 @@ async def refusal(communicator) -> int:
 
 async def publish_events(run, records):
     """Send events the way a worker does (live.events_message + live.asend)."""
-    rows = [{"seq": seq, "type": "executor_completed", "superstep": seq, "executor_id": "step",
-             "data": {"n": seq}, "created_at": timezone.now()} for seq in records]
+    rows = [{"seq": seq, "type": "executor_completed", "superstep": seq, "branch": 0,
+             "executor_id": "step", "data": {"n": seq}, "created_at": timezone.now()}
+            for seq in records]
     await live.asend(live.events_message(run.pk, rows))
 
 
@@ -169,8 +170,9 @@ async def test_replay_then_live_without_duplicates(viewer, run):
     replayed = await communicator.receive_json_from()
     assert seqs(replayed) == [2, 3]
     assert replayed["events"][0] == {
-        "seq": 2, "type": "executor_completed", "superstep": 2, "executor_id": "step",
-        "data": {"n": 2}, "created_at": replayed["events"][0]["created_at"]}
+        "seq": 2, "type": "executor_completed", "superstep": 2, "branch": 0,
+        "executor_id": "step", "data": {"n": 2},
+        "created_at": replayed["events"][0]["created_at"]}
     assert await communicator.receive_json_from() == {
         "type": "status", "run_id": str(run.pk), "status": "running", "superstep": 2}
 
@@ -184,8 +186,8 @@ async def test_replay_then_live_without_duplicates(viewer, run):
     # Another run's events never reach this socket.
     other = await sync_to_async(Run.objects.create)(workflow_id=run.workflow_id)
     await live.asend([(live.run_group(run.pk), live.events_message(other.pk, [
-        {"seq": 5, "type": "x", "superstep": 1, "executor_id": "", "data": None,
-         "created_at": timezone.now()}])[0][1])])
+        {"seq": 5, "type": "x", "superstep": 1, "branch": 0, "executor_id": "",
+         "data": None, "created_at": timezone.now()}])[0][1])])
     assert await communicator.receive_nothing(0.5)
     await communicator.disconnect()
 
