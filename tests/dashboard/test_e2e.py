@@ -79,7 +79,8 @@ def test_start_form_reports_bad_input(site, page):
     record_live_events(page)  # from the run page on
     form = section.locator("form.start-run")
 
-    form.locator("textarea[name=input]").fill('{"title": ')
+    form.get_by_label("Edit as JSON").check()  # the generated fields' JSON editor
+    form.locator("textarea[name=input-json]").fill('{"title": ')
     with page.expect_navigation():
         form.locator(SUBMIT).first.click()
     error = page.locator('section.workflow[data-workflow="document-review"] .form-error')
@@ -87,7 +88,7 @@ def test_start_form_reports_bad_input(site, page):
     assert re.search(r"json", error.first.inner_text(), re.IGNORECASE), error.first.inner_text()
 
     form = page.locator('section.workflow[data-workflow="document-review"] form.start-run')
-    form.locator("textarea[name=input]").fill(json.dumps({"body": "no title"}))
+    form.locator("textarea[name=input-json]").fill(json.dumps({"body": "no title"}))
     with page.expect_navigation():
         form.locator(SUBMIT).first.click()
     error = page.locator('section.workflow[data-workflow="document-review"] .form-error')
@@ -116,7 +117,7 @@ def test_document_review_end_to_end(site, page):
     # afterwards must have arrived live.
     record_live_events(page)  # from the run page on
     form = section.locator("form.start-run")
-    form.locator("textarea[name=input]").fill(json.dumps({"title": title}))
+    form.locator("input[name=title]").fill(title)
     with page.expect_navigation():
         form.locator(SUBMIT).first.click()
     run_id = run_id_of(page.url)

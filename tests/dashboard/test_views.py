@@ -63,12 +63,15 @@ def test_viewer_sees_pages_without_action_buttons_and_the_server_refuses_actions
 
 def test_operator_starts_a_run_and_bad_input_is_shown_on_the_form(client, member):
     member("operators")
-    bad = client.post(reverse("dashboard:start-run", args=["long-loop"]), {"input": '{"rounds": "x"}'})
-    assert bad.status_code == 400 and b"form-error" in bad.content and b"input.rounds" in bad.content
-    not_json = client.post(reverse("dashboard:start-run", args=["long-loop"]), {"input": "rounds"})
-    assert not_json.status_code == 400 and b"not valid JSON" in not_json.content
+    start = reverse("dashboard:start-run", args=["long-loop"])
+    as_json = {"input-as-json": "on"}  # the start form's JSON editor (test_start_forms.py)
+    bad = client.post(start, {**as_json, "input-json": '{"rounds": "x"}'}, follow=True)
+    assert bad.redirect_chain == [(start, 302)]  # post/redirect/get, failures too
+    assert b"form-error" in bad.content and b"rounds: must be a whole number" in bad.content
+    not_json = client.post(start, {**as_json, "input-json": "rounds"}, follow=True)
+    assert b"not valid JSON" in not_json.content
     assert Run.objects.count() == 0
-    good = client.post(reverse("dashboard:start-run", args=["map-reduce"]), {"input": "plain text"})
+    good = client.post(reverse("dashboard:start-run", args=["map-reduce"]), {"value": "plain text"})
     run = Run.objects.get()
     assert good.status_code == 302 and good["Location"] == reverse("dashboard:run", args=[run.pk])
     assert run.input == "plain text"  # a string workflow takes text that is not JSON
