@@ -4,9 +4,8 @@
 // history) are server-rendered partials, fetched again (throttled) when the run changes.
 "use strict";
 
-// Every page of someone who may view runs loads this file (base.html), and a page may load it
-// again itself: the second load keeps the first one's object (and its sockets).
-var Stepstone = window.Stepstone || (() => {
+// Every page of someone who may view runs loads this file once (base.html).
+const Stepstone = (() => {
   function socketUrl(path) {
     return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
   }

@@ -96,10 +96,10 @@ def test_the_runs_list_follows_a_long_runs_supersteps_without_a_reload(workers, 
     assert navigations.count == 0
     assert page.js_errors == []
 
-    # The run's page loads the live script itself as well as with every page: the second
-    # load keeps the first, and the page goes live with its own socket and the count's.
+    # The run's page has the live script once, from the base template, and goes live with its
+    # own socket and the count's.
     page.goto(f"{site.url}/runs/{run_id}/")
-    assert page.locator('script[src*="dashboard/live.js"]').count() == 2
+    assert page.locator('script[src*="dashboard/live.js"]').count() == 1
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     expect(page.locator("#open-requests")).to_have_attribute("data-count", re.compile(r"^\d+$"))
     assert page.js_errors == []
