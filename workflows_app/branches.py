@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from django.db.models import Q, QuerySet
 
@@ -71,23 +71,24 @@ class RunLine:
     def events(self) -> "QuerySet[RunEvent]":
         """The line's events (unordered; the (run, seq) and (run, superstep) indexes serve
         the windows the run page reads)."""
-        where = Q()
-        for piece in self.pieces:
-            part = Q(branch=piece.branch)
-            if piece.upto_seq is not None:
-                part &= Q(seq__lte=piece.upto_seq)
-            where |= part
-        return RunEvent.objects.filter(where, run_id=self.run.pk)
+        return RunEvent.objects.filter(self._where(lambda piece: None if piece.upto_seq is None
+                                                   else Q(seq__lte=piece.upto_seq)),
+                                       run_id=self.run.pk)
 
     def checkpoints(self) -> "QuerySet[Checkpoint]":
         """The line's checkpoints (unordered)."""
+        return Checkpoint.objects.filter(self._where(lambda piece: None if piece.upto_time is None
+                                                     else Q(created_at__lte=piece.upto_time)),
+                                         run_id=self.run.pk)
+
+    def _where(self, upto: Callable[[LinePiece], Q | None]) -> Q:
+        """Rows of the line's branches, each branch's cut at ``upto(piece)`` (None: whole)."""
         where = Q()
         for piece in self.pieces:
-            part = Q(branch=piece.branch)
-            if piece.upto_time is not None:
-                part &= Q(created_at__lte=piece.upto_time)
-            where |= part
-        return Checkpoint.objects.filter(where, run_id=self.run.pk)
+            bound = upto(piece)
+            where |= Q(branch=piece.branch) & bound if bound is not None else Q(
+                branch=piece.branch)
+        return where
 
     def event_count(self, last_seq: int) -> int:
         """How many events the line has, ``last_seq`` being the run's newest ``seq``: each

@@ -30,16 +30,6 @@ def _quiet(quiet_channels):
 
 
 @pytest.fixture
-def member(make_user, client):
-    """``member(*groups)``: log the test client in as a new account in ``groups``."""
-    def log_in(*groups: str):
-        user = make_user("-".join(groups) or "nobody", *groups)
-        client.force_login(user)
-        return user
-    return log_in
-
-
-@pytest.fixture
 def loop(execute):
     """A completed long loop: an entry checkpoint and one per superstep."""
     run = execute(services.start_run("long-loop", {"rounds": 4}))

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from workflows_app import services
-from workflows_app.models import PendingRequest, Run
+from workflows_app.models import Run
 from workflows_app.states import RequestStatus, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -13,16 +13,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _quiet(quiet_channels):
     """Pages are checked here; their websockets in test_consumers.py."""
-
-
-@pytest.fixture
-def member(make_user, client):
-    """``member(*groups)``: log the test client in as a new account in ``groups``."""
-    def log_in(*groups: str):
-        user = make_user("-".join(groups) or "nobody", *groups)
-        client.force_login(user)
-        return user
-    return log_in
 
 
 @pytest.fixture
