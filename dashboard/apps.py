@@ -6,3 +6,7 @@ class DashboardConfig(AppConfig):
 
     name = "dashboard"
     verbose_name = "Dashboard"
+
+    def ready(self) -> None:
+        # Connects the logout receiver that closes the session's websockets.
+        from . import socket_access  # noqa: F401

@@ -21,7 +21,9 @@ Messages sent to the browser (JSON text frames):
   ``REPLAY_BATCH`` events a message, never an event twice on one connection;
 - ``{"type": "status", "run_id": ..., "status": ..., "superstep": ...}`` on
   ``/ws/runs/<run_id>/``: the run's row as read from the database;
-- ``{"type": "error", "error": ...}`` for a message from the browser that is not understood.
+- ``{"type": "error", "error": ...}`` for a message from the browser that is not understood:
+  not a JSON object, nested deeper than Python parses, over ``MAX_MESSAGE_BYTES`` (64 KiB),
+  or of an unknown type.
 
 A run page asks for the events after the last ``seq`` it rendered, with ``?after=<seq>`` in
 the URL and/or by sending ``{"type": "replay", "after": <seq>}`` at any time (e.g. on
@@ -30,7 +32,11 @@ reconnecting); the answer is those events from the database, then the run's stat
 Refusals arrive as close codes: 4403 (not logged in, or no ``workflows_app.view_run``) and
 4404 (no such run). The socket is accepted first and closed at once, because a close before
 the accept becomes an HTTP 403 of the handshake, and the browser sees only code 1006: with
-the code, a page knows not to reconnect. (A foreign Origin is refused by the handshake.)
+the code, a page knows not to reconnect. An open socket is closed with 4403 too when its
+session logs out (at once) or expires, or its user loses the permission (within
+``socket_access.RECHECK_SECONDS``); with 1011 when a handler failed (logged here, never
+shown). A foreign Origin (``dashboard.origin``) and a path that is none of these are refused
+by the handshake itself.
 """
 
 from __future__ import annotations
@@ -39,21 +45,28 @@ import asyncio
 import hashlib
 import json
 import logging
+import reprlib
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
 from workflows_app.live import REQUESTS_GROUP, RUNS_GROUP, run_group
 from workflows_app.models import PendingRequest, Run, RunEvent
-from workflows_app.permissions import can_view
 from workflows_app.querysets import parse_seq
+
+from .socket_access import RECHECK_SECONDS, session_group, session_viewer
 
 logger = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_INTERNAL_ERROR = 1011
+# The browser's messages are a few dozen bytes ({"type": "replay", "after": 12}); a larger
+# one is answered with an error, unread.
+MAX_MESSAGE_BYTES = 64 * 1024
 REPLAY_BATCH = 500  # events per message, replayed or live
 # The open requests are read at most this often per socket: a burst of runs moving (sixty
 # started at once) costs each page one read a second, not one per run.
@@ -61,20 +74,83 @@ REQUESTS_SECONDS = 1.0
 
 
 class _LiveConsumer(AsyncJsonWebsocketConsumer):
-    """What both consumers share: refusing, joining groups, tolerant JSON decoding."""
+    """What the consumers share: admitting a session's viewer and closing when that ends,
+    joining groups, tolerant decoding of the browser's messages, and no exception let out.
 
-    renewal: asyncio.Task | None = None  # keeps the memberships from expiring
+    ``admit()`` lets a socket in when its session's user may view runs, and keeps checking
+    (``dashboard.socket_access``): the socket closes with 4403 at once when the session logs
+    out, and within ``recheck_seconds`` (or before the next replay) when the session expired
+    or was deleted, or its user lost the permission or was deactivated.
+
+    An exception in a handler is logged here (with its traceback, for the operator) and the
+    socket closed with 1011, which a page reconnects after; the browser never sees more than
+    that code."""
+
+    recheck_seconds = RECHECK_SECONDS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.background: list[asyncio.Task] = []  # what runs beside the socket
+        self.renewal: asyncio.Task | None = None  # keeps the memberships from expiring
+        self.session_key: str | None = None
+        self.viewer_pk: Any = None
+        self.closing = False  # closed from this side: nothing more is sent
+
+    # -- admission -------------------------------------------------------------------------
+    async def admit(self) -> bool:
+        """Whether this socket's session signs in a user who may view runs; refused with
+        4403 when not. The session's group is joined before its user is read, so a logout
+        that happens meanwhile still reaches this socket."""
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        if self.session_key:
+            await self.join(session_group(self.session_key))
+        viewer = await database_sync_to_async(session_viewer)(self.session_key)
+        if viewer is None:
+            await self.refuse(CLOSE_FORBIDDEN)
+            return False
+        self.viewer_pk = viewer.pk
+        self.start(self.recheck_access())
+        return True
+
+    async def still_admitted(self) -> bool:
+        """Whether the session and its user still may see runs (``admit``'s rule, read
+        afresh); closes the socket with 4403 when not."""
+        viewer = await database_sync_to_async(session_viewer)(self.session_key)
+        if viewer is not None and viewer.pk == self.viewer_pk:
+            return True
+        await self.close(code=CLOSE_FORBIDDEN)
+        return False
+
+    async def recheck_access(self) -> None:
+        """Every ``recheck_seconds``, ``still_admitted``: what ends access without a logout
+        (an expiry, a permission taken away) has no signal of its own to close the socket
+        with (``dashboard.socket_access`` says which do not)."""
+        while True:
+            await asyncio.sleep(self.recheck_seconds)
+            try:
+                if not await self.still_admitted():
+                    return
+            except Exception:  # the rule could not be read: closed rather than trusted
+                logger.warning("could not re-check the access of %s", self.channel_name,
+                               exc_info=True)
+                await self.close(code=CLOSE_INTERNAL_ERROR)
+                return
+
+    async def session_ended(self, message: dict[str, Any]) -> None:
+        """The session logged out (``socket_access.close_session_sockets``)."""
+        await self.close(code=CLOSE_FORBIDDEN)
 
     async def refuse(self, code: int) -> None:
         await self.accept()
         await self.close(code=code)
 
+    # -- groups ----------------------------------------------------------------------------
     async def join(self, group: str) -> None:
         # Left again by AsyncWebsocketConsumer.websocket_disconnect, which discards self.groups.
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups.append(group)
         if self.renewal is None:
-            self.renewal = asyncio.ensure_future(self.renew_groups())
+            self.renewal = self.start(self.renew_groups())
 
     async def renew_groups(self) -> None:
         """Join the groups again before the layer forgets the membership (group_expiry, a
@@ -89,25 +165,65 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
                     logger.warning("could not renew %s in %s", self.channel_name, group,
                                    exc_info=True)
 
+    # -- the socket's life -----------------------------------------------------------------
+    def start(self, work) -> asyncio.Task:
+        """Run ``work`` beside the socket, until the socket ends."""
+        task = asyncio.ensure_future(work)
+        self.background.append(task)
+        return task
+
+    def stop_background(self) -> None:
+        for task in self.background:
+            task.cancel()
+        self.background.clear()
+        self.renewal = None
+
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
         finally:  # however the consumer ends
-            self.stop_renewal()
+            self.stop_background()
+
+    async def dispatch(self, message):
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            logger.exception("websocket %s failed on %r", self.scope.get("path"),
+                             message.get("type"))
+            if message.get("type") == "websocket.disconnect":
+                raise StopConsumer from None  # gone already: nothing to close
+            await self.close(code=CLOSE_INTERNAL_ERROR)
 
     async def websocket_disconnect(self, message):
-        self.stop_renewal()  # before the groups are left, so none is joined again
+        self.stop_background()  # before the groups are left, so none is joined again
         await super().websocket_disconnect(message)
 
-    def stop_renewal(self) -> None:
-        if self.renewal is not None:
-            self.renewal.cancel()
-            self.renewal = None
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        if not self.closing:
+            await super().send(text_data, bytes_data, close)
 
+    async def close(self, code=None, reason=None):
+        if not self.closing:
+            self.closing = True
+            await super().close(code, reason)
+
+    # -- from the browser ------------------------------------------------------------------
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None:
+            await self.send_error("expected a JSON text message")
+            return
+        if (len(text_data) > MAX_MESSAGE_BYTES
+                or len(text_data.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES):
+            await self.send_error(f"message too large (at most {MAX_MESSAGE_BYTES} bytes)")
+            return
         try:
-            content = json.loads(text_data) if text_data else None
-        except ValueError:
+            content = json.loads(text_data)
+        except RecursionError:
+            await self.send_error("message nested too deeply")
+            return
+        except ValueError:  # not JSON, or an integer of more digits than Python parses
             content = None
         if not isinstance(content, dict):
             await self.send_error("expected a JSON object")
@@ -115,7 +231,7 @@ class _LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content, **kwargs):
-        await self.send_error(f"unknown message type {content.get('type')!r}")
+        await self.send_error(f"unknown message type {reprlib.repr(content.get('type'))}")
 
     async def send_error(self, error: str) -> None:
         await self.send_json({"type": "error", "error": error})
@@ -126,8 +242,7 @@ class RunsConsumer(_LiveConsumer):
     them."""
 
     async def connect(self) -> None:
-        if not await database_sync_to_async(can_view)(self.scope.get("user")):
-            await self.refuse(CLOSE_FORBIDDEN)
+        if not await self.admit():
             return
         await self.join(RUNS_GROUP)
         await self.accept()
@@ -150,8 +265,7 @@ class RequestsConsumer(_LiveConsumer):
     """
 
     async def connect(self) -> None:
-        if not await database_sync_to_async(can_view)(self.scope.get("user")):
-            await self.refuse(CLOSE_FORBIDDEN)
+        if not await self.admit():
             return
         self.sent_digest: str | None = None
         self.read_at = float("-inf")  # the loop's clock
@@ -181,9 +295,9 @@ class RequestsConsumer(_LiveConsumer):
         ids = sorted(str(pk) for pk in PendingRequest.objects.open().values_list("pk", flat=True))
         return len(ids), hashlib.blake2b(",".join(ids).encode(), digest_size=8).hexdigest()
 
-    def stop_renewal(self) -> None:
+    def stop_background(self) -> None:
         # Called however the socket ends: a read scheduled for later has nobody to tell.
-        super().stop_renewal()
+        super().stop_background()
         if getattr(self, "pending", None) is not None:
             self.pending.cancel()
             self.pending = None
@@ -205,9 +319,10 @@ class RunEventsConsumer(_LiveConsumer):
         self.run_id = str(self.scope["url_route"]["kwargs"]["run_id"])
         self.sent_seq: int | None = None
         self.sent_status: tuple[str, int] | None = None
-        refusal = await self.authorize()
-        if refusal is not None:
-            await self.refuse(refusal)
+        if not await self.admit():
+            return
+        if not await self.run_exists():
+            await self.refuse(CLOSE_NOT_FOUND)
             return
         # The run's group carries its events and its status changes; not the runs group,
         # whose every message would reach every open run page.
@@ -224,12 +339,8 @@ class RunEventsConsumer(_LiveConsumer):
         await self.send_status()
 
     @database_sync_to_async
-    def authorize(self) -> int | None:
-        if not can_view(self.scope.get("user")):
-            return CLOSE_FORBIDDEN
-        if not Run.objects.filter(pk=self.run_id).exists():
-            return CLOSE_NOT_FOUND
-        return None
+    def run_exists(self) -> bool:
+        return Run.objects.filter(pk=self.run_id).exists()
 
     # -- from the browser ------------------------------------------------------------------
     async def receive_json(self, content, **kwargs):
@@ -240,7 +351,9 @@ class RunEventsConsumer(_LiveConsumer):
         if after is None:
             await self.send_error("after must be a non-negative integer")
             return
-        await self.replay(after)
+        # What the page asks for is read from the database: by someone who still may.
+        if await self.still_admitted():
+            await self.replay(after)
 
     async def replay(self, after: int) -> None:
         """Send the events after ``after`` from the database, then the run's status. The page
@@ -308,3 +421,11 @@ class RunEventsConsumer(_LiveConsumer):
     def read_status(self) -> tuple[str, int] | None:
         return Run.objects.filter(pk=self.run_id).values_list(
             "status", "current_superstep").first()
+
+
+class UnroutedConsumer(AsyncWebsocketConsumer):
+    """Any other websocket path (``dashboard.routing``'s last route): refused at the
+    handshake, where the router alone would fail with a server error."""
+
+    async def connect(self) -> None:
+        await self.close()

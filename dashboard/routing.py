@@ -1,6 +1,7 @@
-"""Websocket routes of the dashboard (mounted by ``stepstone.asgi``)."""
+"""Websocket routes of the dashboard (mounted by ``stepstone.asgi``). The last route takes
+every other path and refuses it at the handshake."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import consumers
 
@@ -8,4 +9,5 @@ websocket_urlpatterns = [
     path("ws/runs/", consumers.RunsConsumer.as_asgi(), name="ws-runs"),
     path("ws/runs/<uuid:run_id>/", consumers.RunEventsConsumer.as_asgi(), name="ws-run-events"),
     path("ws/requests/", consumers.RequestsConsumer.as_asgi(), name="ws-requests"),
+    re_path(r"", consumers.UnroutedConsumer.as_asgi(), name="ws-unrouted"),
 ]
