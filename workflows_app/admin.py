@@ -16,14 +16,17 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from . import permissions, services
+from .display import json_text, readable
 from .engine import WorkflowCheckpointError
 from .models import (Checkpoint, OperatorAction, PendingRequest, RegisteredWorkflow, Run,
                      RunBranch, RunEvent)
 
 
 def _pretty(value) -> str:
-    return format_html("<pre style='white-space:pre-wrap;max-width:100ch'>{}</pre>",
-                       json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+    """A stored value as the admin shows it: any value, whatever it holds (``readable``);
+    styled by admin.css (the site's Content-Security-Policy allows no style attribute)."""
+    return format_html('<pre class="stored-json">{}</pre>',
+                       json.dumps(readable(value), indent=2, ensure_ascii=False, sort_keys=True))
 
 
 def _link(obj, label=None):
@@ -36,6 +39,9 @@ def _link(obj, label=None):
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows are written by services and workers only. Actions that change runs need the
     operate permission (``workflows_app.permissions``), as in the dashboard."""
+
+    class Media:
+        css = {"all": ["dashboard/admin.css"]}
 
     def has_operate_permission(self, request) -> bool:
         return permissions.can_operate(request.user)
@@ -264,8 +270,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
         if checkpoint is None:
             return None
         document = services.export_checkpoint(checkpoint.pk)
-        response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False),
-                                content_type="application/json")
+        response = HttpResponse(json_text(document, indent=2), content_type="application/json")
         response["Content-Disposition"] = f'attachment; filename="checkpoint-{checkpoint.pk}.json"'
         return response
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Count, Q
-from django.utils import timezone
+from django.db.models import Count
 from django_q.models import Schedule
 
 from . import lifecycle, permissions, registry
@@ -32,35 +32,80 @@ from .engine.encoding import decode_type, encode_value
 from .engine.errors import WorkflowError
 # Callers catch the refusals as services.Conflict and the like: they are part of this API.
 from .errors import Conflict, InvalidInput, NotFound, ServiceError  # noqa: F401
+from .limits import MAX_JSON_DEPTH, too_deep_message
 from .models import Checkpoint, PendingRequest, RegisteredWorkflow, Run
 from .schemas import InvalidValue, coerce, coerce_any, json_schema
 from .states import ActionKind, CheckpointKind, RequestStatus, RunStatus
 from .task_queue import enqueue_run
+from .worker import recovery
 
 EXPORT_FORMAT = "stepstone.checkpoint"
 EXPORT_VERSION = 1
 MAX_SUPERSTEP = 2**31 - 1  # the largest superstep an integer column holds on every database
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")  # keys a refusal's path writes as they are
 
 
-def _storable(value: Any, what: str) -> Any:
-    """``value`` (encoded JSON) if every database can store it in a JSON column; PostgreSQL's
-    jsonb refuses NUL characters and unpaired surrogates, so they are refused everywhere."""
-    stack = [value]
+def _storable(value: Any, what: str, *, max_depth: int | None = MAX_JSON_DEPTH,
+              level: int = 0) -> Any:
+    """``value`` (JSON) if every database can store it in a JSON column and every page can
+    show it; otherwise ``InvalidInput`` naming the path of the part at fault (``input: ...
+    (at input.items[2])``). PostgreSQL's jsonb refuses NUL characters and unpaired
+    surrogates, so they are refused everywhere (in keys too), and so is nesting deeper
+    than ``max_depth`` levels of objects and arrays (``None``: any depth), counted from the
+    document the value is part of (``level``: how many levels down in it the value is).
+    Walks the value without recursion, so a value of any depth is refused, not a crash."""
+    stack: list[tuple[Any, int, tuple]] = [(value, level, ())]
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
+        item, depth, trail = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if max_depth is not None and depth >= max_depth:
+                where = _path(what, trail)
+                if len(where) > 80:
+                    where = where[:80] + "…"
+                raise InvalidInput(f"{what}: {too_deep_message('the value', max_depth)} "
+                                   f"(at {where})")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str):
+                    _storable_text(key, what, trail, "a key")
+                stack.append((child, depth + 1, (trail, key)))
         elif isinstance(item, str):
-            if "\x00" in item:
-                raise InvalidInput(f"{what}: text must not contain NUL characters (\\u0000)")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidInput(f"{what}: text must not contain unpaired surrogates") from None
+            _storable_text(item, what, trail, "text")
     return value
+
+
+def _storable_text(text: str, what: str, trail: tuple, kind: str) -> None:
+    if "\x00" in text:
+        problem = "text must not contain NUL characters (\\u0000)"
+    elif text.isascii():
+        return
+    else:
+        try:
+            text.encode("utf-8")
+            return
+        except UnicodeEncodeError:
+            problem = "text must not contain unpaired surrogates"
+    where = _path(what, trail)
+    if kind != "text":
+        where = f"{kind} of {where}"
+    raise InvalidInput(f"{what}: {problem}" + (f" (at {where})" if trail or kind != "text"
+                                                else ""))
+
+
+def _path(what: str, trail: tuple) -> str:
+    """The path a ``_storable`` trail leads along, written out from ``what``: object keys
+    as ``.key`` (quoted JSON, ASCII only, when not a plain name) and list indices as
+    ``[i]``."""
+    parts: list[str] = []
+    while trail:
+        trail, key = trail
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif PLAIN_KEY.fullmatch(key):
+            parts.append(f".{key}")
+        else:
+            parts.append(f"[{json.dumps(key)}]")
+    return what + "".join(reversed(parts))
 
 
 # --------------------------------------------------------------------------- accounts
@@ -154,12 +199,13 @@ def start_run(workflow_name: str, input_value: Any, user: Any = None) -> Run:
     start executor's input type) and enqueue it."""
     row, definition = _registered_workflow(workflow_name)
     input_types = definition.build().input_types
+    _storable(input_value, "input")  # before anything recurses through it
     try:
         message = coerce_any(input_value, input_types, what="input")
         encoded = encode_value(message)
     except (InvalidValue, WorkflowError) as error:
         raise InvalidInput(str(error)) from None
-    _storable(encoded, "input")
+    _storable(encoded, "input", max_depth=None)  # the encoding adds levels of its own
     if message is None:
         raise InvalidInput("input: a value is required")
     return lifecycle.create_run(row, action=ActionKind.START, user=user, input=encoded)
@@ -243,29 +289,28 @@ def respond(request_key: Any, response_value: Any, user: Any = None) -> PendingR
         who = f" by {request.answered_by}" if request.answered_by else ""
         raise Conflict(f"request {request_id} is {request.status}{who}; it cannot be answered")
 
+    _storable(response_value, "response")  # before anything recurses through it
     try:
         response_type = decode_type(request.response_type)
         value = coerce(response_value, response_type, what="response")
         encoded = encode_value(value)
     except (InvalidValue, WorkflowError) as error:
         raise InvalidInput(str(error)) from None
-    _storable(encoded, "response")
+    _storable(encoded, "response", max_depth=None)  # the encoding adds levels of its own
     lifecycle.answer(request, _locked_run(request.run_id), encoded, user)
     request.refresh_from_db()
     return request
 
 
 def recover_stale_runs() -> list[Any]:
-    """Re-enqueue runs whose worker died (lease expired) or whose task was lost."""
-    now = timezone.now()
-    stale_queued = now - timedelta(seconds=stepstone_settings.RECOVER_QUEUED_AFTER_SECONDS)
-    run_ids = list(Run.objects.filter(
-        Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-        | Q(status=RunStatus.QUEUED, lease_owner="", updated_at__lt=stale_queued)
-    ).values_list("pk", flat=True))
-    for run_id in run_ids:
+    """Give a task again to the runs whose worker died or whose task was lost: a task that a
+    dead worker or cluster held is released in its place in the queue, a run that has no
+    task is enqueued anew (``worker.recovery``). Returns the runs recovered. Any number of
+    processes may call it at once; each run is recovered once."""
+    released, orphaned = recovery.sweep()
+    for run_id in orphaned:
         enqueue_run(run_id)
-    return run_ids
+    return released + orphaned
 
 
 # --------------------------------------------------------------------------- retention
@@ -377,6 +422,11 @@ def import_checkpoint(document: Any, user: Any = None) -> Run:
     if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
         raise InvalidInput(f"document: not a Stepstone checkpoint export "
                            f"(expected format {EXPORT_FORMAT!r})")
+    # The checks every other input gets, on every part of the document, before anything
+    # (hashing, decoding, storing, showing) recurses through it: what passes them, every
+    # database can store and every page can show. The document itself is one level.
+    for key, part in document.items():
+        _storable(part, _path("", ((), str(key))).lstrip("."), level=1)
     if document.get("version") != EXPORT_VERSION:
         raise InvalidInput(f"version: unsupported export version {document.get('version')!r}")
     body = document.get("checkpoint")

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from workflows_app import permissions, services
 from workflows_app.diffs import diff_documents
 from workflows_app.engine import WorkflowCheckpointError
+from workflows_app.limits import MAX_DOCUMENT_BYTES, TooDeep, load_json, too_deep_message
 from workflows_app.models import Checkpoint
 from workflows_app.states import RunStatus
 
@@ -31,9 +32,8 @@ SECTIONS = (("Executor states", "executor_states"), ("Pending messages", "messag
 CHANGES_SHOWN = 500  # rows of a diff table; two far-apart checkpoints may differ everywhere
 VALUE_SHOWN = 400  # characters of a before or after value in a diff cell
 CHOICES_SHOWN = 20  # checkpoints offered when a superstep number names several
-# An export holds one checkpoint: pingpong's state after 2,000 supersteps is about 220 KB of
-# JSON. The limit keeps a mistaken upload (a log, a dump) from being read into memory.
-MAX_IMPORT_BYTES = 20 * 1024 * 1024
+# The same limit as the API's import and the command's (workflows_app/limits.py says why).
+MAX_IMPORT_BYTES = MAX_DOCUMENT_BYTES
 SUPERSTEP = re.compile(r"[0-9]+")
 
 
@@ -229,14 +229,14 @@ def _read_export(upload: Any) -> Any:
         raise ImportRefused(f"it is {filesizeformat(upload.size)}; a checkpoint export may "
                             f"be at most {filesizeformat(MAX_IMPORT_BYTES)}")
     try:
-        return json.loads(upload.read().decode("utf-8-sig"))
+        return load_json(upload.read().decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ImportRefused("it is not UTF-8 text, so not a checkpoint export") from None
     except json.JSONDecodeError as error:
         raise ImportRefused(f"it is not JSON: {error.msg} at line {error.lineno}, column "
                             f"{error.colno}") from None
-    except RecursionError:
-        raise ImportRefused("it nests its JSON too deeply to be a checkpoint export") from None
+    except TooDeep:
+        raise ImportRefused(too_deep_message("it")) from None
 
 
 def _imported(body: dict[str, Any], run: Any) -> str:

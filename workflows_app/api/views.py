@@ -12,7 +12,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from .. import services
@@ -21,6 +20,7 @@ from ..models import Checkpoint, PendingRequest, RegisteredWorkflow, Run, RunEve
 from ..querysets import parse_seq
 from ..states import RequestStatus, RunStatus
 from . import serializers as s
+from .parsers import JSONParser
 from .permissions import CanApprove, CanOperate, CanView
 
 EVENTS_PAGE = 500

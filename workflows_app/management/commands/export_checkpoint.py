@@ -1,10 +1,9 @@
 """``manage.py export_checkpoint ID [--output FILE]``: a portable JSON document."""
 
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows_app import services
+from workflows_app.display import json_text
 
 
 class Command(BaseCommand):
@@ -19,7 +18,7 @@ class Command(BaseCommand):
             document = services.export_checkpoint(checkpoint_id)
         except services.ServiceError as error:
             raise CommandError(str(error)) from None
-        text = json.dumps(document, indent=2, ensure_ascii=False)
+        text = json_text(document, indent=2)  # any stored checkpoint, exactly
         if output:
             with open(output, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -1,10 +1,11 @@
 """``manage.py import_checkpoint FILE``: store an exported checkpoint as a new run."""
 
-import json
+import os
 
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows_app import services
+from workflows_app.limits import MAX_DOCUMENT_BYTES, load_json
 
 
 class Command(BaseCommand):
@@ -15,8 +16,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, file: str, **options):
         try:
+            if os.path.getsize(file) > MAX_DOCUMENT_BYTES:  # the import page's limit too
+                raise ValueError(f"a checkpoint export may be at most {MAX_DOCUMENT_BYTES:,} "
+                                 f"bytes")
             with open(file, encoding="utf-8") as handle:
-                document = json.load(handle)
+                document = load_json(handle.read())
         except (OSError, ValueError) as error:
             raise CommandError(f"cannot read {file}: {error}") from None
         try:
