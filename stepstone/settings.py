@@ -12,6 +12,9 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
+
+from workflows_app.limits import MAX_DOCUMENT_BYTES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -95,6 +98,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # login throttling (see AXES_* below)
+    "csp",  # Content-Security-Policy (see CONTENT_SECURITY_POLICY below)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -107,14 +112,65 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "stepstone.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication, so that its error page shows who is logged in; before anything
+    # reads the body (the CSRF check reads it in a view's turn, after every __call__).
+    "stepstone.middleware.RequestSizeLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
+
+# Request limits (workflows_app/limits.py says why; the README lists them). A request body
+# (an API call's JSON, a form's fields) may be as large as a checkpoint export, so every
+# export can be imported through the API as well as through the import page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_DOCUMENT_BYTES
+
+# Login throttling with django-axes, on every login that goes through Django's
+# authenticate() with a request: the dashboard's login page and the admin's (the API takes
+# tokens and the dashboard's session, no passwords). Failures are counted per account and
+# client address together, in the database (shared by every web process): after
+# AXES_FAILURE_LIMIT of them that account is locked out from that address (status 429 and
+# a page saying for how long) for AXES_COOLOFF_TIME, and a failure during the lockout starts
+# it again. Counting per address alone would lock every user behind one proxy out; per
+# account alone would let anyone lock any account. Behind a reverse proxy, set
+# AXES_IPWARE_PROXY_COUNT so that the client's address is read from X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "stepstone.authentication.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 0.25  # hours: 15 minutes
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "stepstone.authentication.lockout_response"
+AXES_VERBOSE = False  # no start-up banner; failures and lockouts are still logged
+
+# Content-Security-Policy (django-csp): scripts, styles, images, fonts and connections from
+# this site only. No inline script anywhere (the pages' scripts are static files; their
+# data blocks are JSON, which the policy does not concern), so an injected <script> or
+# on*= attribute cannot run. Live updates connect to this host's websockets, which
+# 'self' covers (stepstone.middleware names them too, for older browsers). Images may be
+# data: URLs (the admin's and Swagger UI's icons). The only relaxation is inline styles on
+# the pages of DRF's browsable API, whose templates need them (stepstone/middleware.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 ROOT_URLCONF = "stepstone.urls"
 ASGI_APPLICATION = "stepstone.asgi.application"
@@ -220,6 +276,12 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "workflows_app.api.exceptions.handle_exception",
+    # JSON within the nesting limit in (workflows_app/limits.py); out, any stored value.
+    "DEFAULT_PARSER_CLASSES": ["workflows_app.api.parsers.JSONParser",
+                               "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_RENDERER_CLASSES": ["workflows_app.api.renderers.JSONRenderer",
+                                 "rest_framework.renderers.BrowsableAPIRenderer"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stepstone API",
@@ -230,6 +292,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its documentation page need a login like the rest of the API: they hold
+    # no data, but a deployed site need not describe itself to anonymous visitors.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 STEPSTONE = {

@@ -205,7 +205,8 @@ def test_every_page_shows_the_count_and_loads_the_live_script_once_per_role(
                          r'<span id="open-requests" class="count" '
                          r'data-count="2"[^>]*>2</span>', html), name
         assert html.count("dashboard/live.js") == 1, name
-        assert 'id="connection-banner"' in html and "Stepstone.watchNav(" in html
+        assert 'id="connection-banner"' in html and 'data-watch="nav"' in html
+        assert html.count("dashboard/watch.js") == 1, name  # starts the [data-watch] parts
     PendingRequest.objects.filter(request_id="r0").update(status=RequestStatus.CANCELLED)
     assert 'data-count="1"' in client.get(reverse("dashboard:runs")).content.decode()
     client.force_login(users.nobody)  # refused pages still have the navigation, not the count
@@ -226,7 +227,7 @@ def test_the_inbox_list_alone_has_the_cards_the_inbox_shows(client, users, reque
     assert cards == re.findall(r'<form class="request-form card" data-request="([^"]+)"', inbox)
     # Its forms come back to the inbox once answered, not to the list's own address.
     assert alone.content.decode().count(f'name="next" value="{reverse("dashboard:requests")}"') == 2
-    assert "Stepstone.watchInbox(" in inbox
+    assert 'id="requests" data-watch="inbox"' in inbox
     PendingRequest.objects.update(status=RequestStatus.CANCELLED)
     assert "Nothing is waiting for an answer." in client.get(
         reverse("dashboard:requests-list")).content.decode()
