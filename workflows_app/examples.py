@@ -16,18 +16,26 @@ import asyncio
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Never
+from typing import Annotated, Never
+
+from pydantic import Field
 
 from .engine import (Case, Default, Executor, Workflow, WorkflowBuilder, WorkflowContext,
                      handler, response_handler)
 from .registry import register_workflow
 
 
+# Ranges of the inputs and answers people type (refused by name beyond them, and the start
+# forms' fields carry them as min/max): a title is a line, a body a document.
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+Body = Annotated[str, Field(max_length=100_000)]
+
+
 # --------------------------------------------------------------------------- document review
 @dataclass
 class ReviewInput:
-    title: str
-    body: str = ""
+    title: Title
+    body: Body = ""
 
 
 @dataclass
@@ -51,7 +59,7 @@ class ReviewDecision:
     """The reviewer's answer."""
 
     approved: bool
-    comment: str = ""
+    comment: Annotated[str, Field(max_length=10_000)] = ""
 
 
 class Writer(Executor):
@@ -99,11 +107,18 @@ def build_document_review() -> Workflow:
 
 
 # --------------------------------------------------------------------------- long loop
+# A round takes two supersteps (tick, count) and the workflow allows 10,000 of them
+# (max_iterations below): 5,000 rounds is the longest run that can finish.
+MAX_ROUNDS = 5_000
+LOOP_MAX_ITERATIONS = 2 * MAX_ROUNDS
+Round = Annotated[int, Field(ge=1, le=MAX_ROUNDS)]
+
+
 @dataclass
 class LoopInput:
-    rounds: int = 20
-    fail_at: int | None = None  # the tick at which the counter fails, once
-    step_ms: int = 0  # time each tick takes
+    rounds: Round = 20
+    fail_at: Round | None = None  # the tick at which the counter fails, once
+    step_ms: Annotated[int, Field(ge=0, le=60_000)] = 0  # time each tick takes (at most a minute)
 
 
 @dataclass
@@ -178,7 +193,8 @@ class Accumulator(Executor):
                    description="Counts to N with state in checkpoints; can fail once at a tick.")
 def build_long_loop() -> Workflow:
     ticker, counter = Ticker("ticker"), Accumulator("counter")
-    return (WorkflowBuilder(name="long-loop", start_executor=ticker, max_iterations=10_000)
+    return (WorkflowBuilder(name="long-loop", start_executor=ticker,
+                            max_iterations=LOOP_MAX_ITERATIONS)
             .add_edge(ticker, counter).add_edge(counter, ticker).build())
 
 
@@ -245,7 +261,7 @@ class Priority(str, enum.Enum):
 
 @dataclass
 class Ticket:
-    subject: str
+    subject: Title
     priority: Priority = Priority.NORMAL
 
 
