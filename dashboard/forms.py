@@ -23,6 +23,7 @@ from typing import Any
 
 from django import forms
 
+from workflows_app.limits import JSONDecoder, TooDeep, load_json
 from workflows_app.schemas import Problem
 
 # No default: an approval is a decision the person makes, never one a form makes for them.
@@ -124,7 +125,8 @@ def _field(schema: dict, root: dict, *, required: bool, label: str) -> forms.Fie
         return forms.CharField(**common, **{k: v for k, v in lengths.items() if v is not None},
                                error_messages=messages)
     # Anything else (lists, nested objects, unions) is entered as JSON.
-    return forms.JSONField(**common, error_messages={**messages, "invalid": "is not valid JSON"})
+    return forms.JSONField(**common, decoder=JSONDecoder,  # within the nesting limit
+                           error_messages={**messages, "invalid": "is not valid JSON"})
 
 
 def _label(name: str, schema: dict) -> str:
@@ -299,7 +301,9 @@ class StartRunForm(forms.Form):
             return cleaned
         text = cleaned.get(self.JSON, "")
         try:
-            self._value = json.loads(text)
+            self._value = load_json(text)
+        except TooDeep as error:  # it was a 500: the parser ran out of stack
+            self.add_error(self.JSON, str(error))
         except ValueError as error:
             if self.takes_text:  # a string input may be typed as it is
                 self._value = text

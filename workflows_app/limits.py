@@ -61,6 +61,21 @@ def load_json(text: str | bytes) -> Any:
     return value
 
 
+class JSONDecoder(json.JSONDecoder):
+    """For ``json.loads(text, cls=JSONDecoder)`` callers that take a decoder class (Django's
+    ``forms.JSONField``): refuses what ``load_json`` refuses, as the ``json.JSONDecodeError``
+    they expect for text that is not JSON."""
+
+    def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            value = super().decode(s, *args, **kwargs)
+        except RecursionError:
+            raise json.JSONDecodeError(too_deep_message(), s, 0) from None
+        if nesting_depth(value) > MAX_JSON_DEPTH:
+            raise json.JSONDecodeError(too_deep_message(), s, 0)
+        return value
+
+
 def too_deep_message(what: str = "the JSON", limit: int = MAX_JSON_DEPTH) -> str:
     return f"{what} nests more than {limit} levels of objects and arrays"
 

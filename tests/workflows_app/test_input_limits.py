@@ -181,6 +181,26 @@ def test_services_refuse_values_nested_beyond_the_limit_by_path():
     assert services._storable(_nested(DEPTH), "input") is not None  # at the limit
 
 
+@pytest.mark.parametrize("depth", [DEPTH + 1, 1_000, 100_000])
+def test_deeply_nested_json_in_a_form_is_refused_on_the_form(depth, users, client):
+    client.force_login(users.operator)
+    url = reverse("dashboard:start-run", args=["long-loop"])
+    answer = client.post(url, {"input-json": _nested_text(depth), "input-as-json": "on",
+                               "rounds": "3", "fail_at": "", "step_ms": "0"}, follow=True)
+    assert answer.status_code == 200
+    assert f"the JSON nests more than {DEPTH} levels of objects and arrays" in \
+        html.unescape(answer.content.decode())
+    assert Run.objects.count() == 0
+    # A field entered as JSON (a list, an object) is held to the limit as well.
+    from django import forms
+
+    from dashboard.forms import _field
+    field = _field({"type": "array"}, {}, required=True, label="items")
+    assert field.clean(_nested_text(DEPTH - 1)) == _nested(DEPTH - 1)
+    with pytest.raises(forms.ValidationError, match="is not valid JSON"):
+        field.clean(_nested_text(depth))
+
+
 # --------------------------------------------------------------------------- imports
 def _import_everywhere(text: str, users, tmp_path, client) -> dict[str, str]:
     """Import the export ``text`` through the API, the page and the command; what each
