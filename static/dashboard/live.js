@@ -185,6 +185,15 @@ const Stepstone = (() => {
         else if (node.dataset.state === "waiting") node.dataset.state = "idle";
       });
     }
+    // A jump to a superstep marks its items: bring the oldest of them into view inside each
+    // scrolling list (they are newest first, so it is the last one marked).
+    [timeline, eventsList].forEach((list) => {
+      const marked = list.querySelectorAll(".target");
+      const target = marked[marked.length - 1];
+      if (target) list.scrollTop += target.getBoundingClientRect().top -
+        list.getBoundingClientRect().top - list.clientHeight / 2;
+    });
+
     const initialStates = JSON.parse(document.getElementById("executor-states").textContent || "{}");
     Object.entries(initialStates).forEach(([executor, state]) => setNode(executor, state));
 

@@ -45,6 +45,8 @@ def test_a_long_run_is_shown_in_windows_and_jumps_to_a_superstep(site, page, clu
     with page.expect_navigation():
         page.locator("form.jump button").click()
     expect(page.locator('#timeline li.target[data-superstep="42"]')).to_have_count(1)
+    # Scrolled to inside its list (50 supersteps do not fit the list's height).
+    expect(page.locator('#timeline li.target[data-superstep="42"]')).to_be_in_viewport()
     expect(page.locator('#checkpoints tr.target[data-superstep="42"]')).to_have_count(1)
     first_seq = int(page.locator("#events li[data-seq]").last.get_attribute("data-seq"))
     assert next(e for e in events if e["seq"] == first_seq)["superstep"] == 42
