@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tests.browser import (CHROMIUM, CHROMIUM_ARGS, browser, log_in, page,  # noqa: F401
-                           screenshot, site, wait_until)
+                           screenshot, site)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 expect.set_options(timeout=15_000)
@@ -65,12 +65,24 @@ def _no_violations(page, what: str) -> None:
     assert page.js_errors == [], (what, page.js_errors)
 
 
-def _socket(page, path: str) -> dict:
-    """The page's websocket to ``path``, once it has received a message."""
-    def received():
-        return next((seen for url, seen in page.sockets.items()
-                     if url.endswith(path) and seen["frames"]), None)
-    return wait_until(f"a message on {path}", received)
+def _wait(page, what: str, probe, timeout: float = 15):
+    """Poll ``probe`` while Playwright delivers the page's events (``time.sleep`` would not
+    let it: the sync API dispatches them only while the test calls into it)."""
+    for _ in range(int(timeout / 0.05)):
+        found = probe()
+        if found:
+            return found
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; sockets: "
+                         f"{page.sockets}")
+
+
+def _socket(page, path: str, *, received: bool = True) -> dict:
+    """The page's websocket whose address contains ``path`` (once it has received a message,
+    unless ``received`` is false)."""
+    return _wait(page, f"the socket to {path}", lambda: next(
+        (seen for url, seen in page.sockets.items()
+         if path in url and (seen["frames"] or not received)), None))
 
 
 def test_the_dashboard_admin_and_api_pages_work_under_the_policy(watched, site, finished_run):
@@ -82,9 +94,7 @@ def test_the_dashboard_admin_and_api_pages_work_under_the_policy(watched, site, 
     expect(page.locator("#run-page")).to_be_visible()
     # The run page's scripts start from a static file: its live parts connect.
     _socket(page, "/ws/requests/")
-    run_socket = wait_until("the run's socket", lambda: next(
-        (seen for url, seen in page.sockets.items() if f"/ws/runs/{run_id}/?after=" in url),
-        None))
+    run_socket = _socket(page, f"/ws/runs/{run_id}/?after=", received=False)
     page.wait_for_timeout(300)
     assert not run_socket["closed"]
     expect(page.locator("#connection-banner")).to_be_hidden()
