@@ -54,8 +54,9 @@ TASK_SLICE = int(os.environ.get("STEPSTONE_TASK_SLICE", str(TASK_TIMEOUT // 2)))
 # delivered again. Must exceed the timeout.
 TASK_RETRY = int(os.environ.get("STEPSTONE_TASK_RETRY", str(TASK_TIMEOUT + 60)))
 # STEPSTONE_LEASE_SECONDS: how long a run stays owned by a silent worker before another may
-# take it over; STEPSTONE_HEARTBEAT_SECONDS: how often a busy worker renews it.
-LEASE_SECONDS = float(os.environ.get("STEPSTONE_LEASE_SECONDS", "30"))
+# take it over (a dead worker's run runs again about a second after that);
+# STEPSTONE_HEARTBEAT_SECONDS: how often a busy worker renews it.
+LEASE_SECONDS = float(os.environ.get("STEPSTONE_LEASE_SECONDS", "5"))
 HEARTBEAT_SECONDS = float(os.environ.get("STEPSTONE_HEARTBEAT_SECONDS", str(LEASE_SECONDS / 6)))
 # DATABASE_URL: scale-out database, e.g. postgres://user:password@host:5432/stepstone. Unset:
 # the embedded SQLite file in DATA_DIR. PostgreSQL only; the task queue (django-q2's ORM
@@ -261,6 +262,10 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": 0.05,
     "bulk": 1,  # one task per fetch, so idle workers take the next runs
+    # A cluster holds at most two tasks it has not started (one in its queue, one in its
+    # pusher's hand), so that a busy cluster does not hoard runs that idle clusters could
+    # take; tasks that die with a cluster are released by the recovery sweep.
+    "queue_limit": 1,
     "save_limit": 1000,
     "label": "Tasks",
 }

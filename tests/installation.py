@@ -54,8 +54,8 @@ FAST_TIMINGS = {
 # The defaults of a real deployment, for benchmarks that measure it (FAST_TIMINGS above are
 # overridden with these).
 PRODUCTION_TIMINGS = {
-    "STEPSTONE_LEASE_SECONDS": "30",
-    "STEPSTONE_HEARTBEAT_SECONDS": "5",
+    "STEPSTONE_LEASE_SECONDS": "5",
+    "STEPSTONE_HEARTBEAT_SECONDS": str(5 / 6),
     "STEPSTONE_TASK_TIMEOUT": "600",
     "STEPSTONE_TASK_SLICE": "300",
     "STEPSTONE_TASK_RETRY": "660",

@@ -11,11 +11,17 @@ class WorkflowsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from . import registry
         from .conf import stepstone_settings
+        from .worker.process import worker_spawned
 
         registry.autodiscover(stepstone_settings.WORKFLOW_MODULES)
         post_migrate.connect(_after_migrate, sender=self)
+        # Each django-q2 worker process sweeps for dead workers' runs and hands its run over
+        # when told to stop (worker/process.py).
+        post_spawn.connect(worker_spawned, dispatch_uid="stepstone-worker-spawned")
         checks.register(_check_definitions)
 
 

@@ -10,18 +10,28 @@ DEFAULTS: dict[str, Any] = {
     # Modules imported at start-up that register workflow definitions.
     "WORKFLOW_MODULES": ["workflows_app.examples"],
     # A worker owns a run for this long without renewing; a dead worker's run is picked up
-    # once its lease expires. Renewed at every checkpoint and by a heartbeat in between.
-    "LEASE_SECONDS": 30,
+    # once its lease expires (and the next recovery sweep has run). Renewed at every
+    # checkpoint, by a heartbeat in between, and by a thread of its own when a handler keeps
+    # the event loop busy, so only a dead (or frozen) worker loses it.
+    "LEASE_SECONDS": 5,
     # How often the heartbeat renews the lease and looks for a cancel request.
-    "HEARTBEAT_SECONDS": 5,
+    "HEARTBEAT_SECONDS": 0.8,
     # Group commit: checkpoints of fast supersteps are committed together, at most this many
     # seconds apart (and always when the run waits, stops or ends). 0: commit each one.
     "CHECKPOINT_FLUSH_SECONDS": 0.02,
     # A task hands its run to a new task at the first checkpoint after this long, so no task
     # approaches django-q2's timeout however long the run is.
     "TASK_SLICE_SECONDS": 240,
-    # Queued runs with no lease older than this are re-enqueued by the recovery sweep.
+    # How often each worker process runs the recovery sweep (``worker.recovery``): a run
+    # whose worker died runs again about LEASE_SECONDS + this after the death.
+    "RECOVERY_SWEEP_SECONDS": 1.0,
+    # Queued runs with no lease and no task any cluster holds, unchanged for this long, are
+    # enqueued again by the recovery sweep (their task was lost).
     "RECOVER_QUEUED_AFTER_SECONDS": 120,
+    # A worker told to stop (SIGTERM, or SIGINT to its cluster) hands its run over at the
+    # next checkpoint; a superstep still under way after this long is abandoned (the next
+    # worker re-runs it from the last checkpoint) so that the stop never waits for it.
+    "STOP_GRACE_SECONDS": 3.0,
     # Checkpoints the retention sweep keeps per finished run (0: keep all); see
     # services.prune_checkpoints for what is always kept.
     "RETAIN_CHECKPOINTS": 100,

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from . import services
-from .worker import RunExecution
+from .worker import RunExecution, shutdown
 
 
 def execute_run(run_id: str) -> str:
-    """Execute a run until it completes, fails, waits or hands over (see ``worker``)."""
-    return RunExecution(run_id).execute()
+    """Execute a run until it completes, fails, waits or hands over (see ``worker``); a
+    SIGTERM to the worker meanwhile ends its process only once the run is handed over."""
+    with shutdown.executing():
+        return RunExecution(run_id).execute()
 
 
 def recover_runs() -> str:
-    """Scheduled sweep: re-enqueue runs whose worker died or whose task was lost."""
+    """Scheduled sweep (every minute; each worker process also sweeps every second or so):
+    a task again for the runs whose worker died or whose task was lost."""
     recovered = services.recover_stale_runs()
-    return f"re-enqueued {len(recovered)} run(s)"
+    return f"recovered {len(recovered)} run(s)"
 
 
 def prune_checkpoints() -> str:

@@ -8,8 +8,11 @@ renewed lease (``commits``): after a crash the run continues from its newest com
 checkpoint and nothing recorded is lost or written twice.
 
 A task ends when the run completes, fails or waits on requests; or it stops the engine
-(``Workflow.request_stop``) at the next checkpoint when an operator cancels the run or when
-the task has run for its slice (then the run is queued for a fresh task). A task that loses
+(``Workflow.request_stop``) at the next checkpoint when an operator cancels the run, when
+the task has run for its slice, or when its worker process is told to stop (``shutdown``);
+then the run is queued for a fresh task. A superstep that outlasts a stop's grace is
+abandoned: nothing uncommitted is written and the run is queued from its last committed
+checkpoint, as after a crash but without waiting for the lease to expire. A task that loses
 its lease to another worker cancels the engine at once and writes nothing more.
 """
 
@@ -35,14 +38,16 @@ from ..models import Run, RunEvent
 from ..states import Outcome, RunStatus
 from .commits import GroupCommit
 from .event_log import EventLog, error_text
-from .lease import Lease, LeaseLost
+from .lease import Lease, LeaseKeeper, LeaseLost
 from .request_log import RequestLog, answers_to_deliver
 from .run_record import RunRecordStorage
+from .shutdown import stop_requested, stop_requested_for
 
 logger = logging.getLogger(__name__)
 
 STOP_FOR_SLICE = "the task's slice is used up: a new task continues the run"
 STOP_FOR_CANCEL = "an operator cancelled the run"
+STOP_FOR_SHUTDOWN = "the worker is stopping: a new task continues the run"
 
 
 @contextlib.contextmanager
@@ -83,6 +88,7 @@ class RunExecution:
         self.workflow: Workflow | None = None
         self.stop_outcome: Outcome | None = None  # why this task asked the engine to stop
         self.lease_lost = False
+        self.abandoned = False  # the stop's grace ran out during a superstep
         self.engine_task: asyncio.Task | None = None
         self.publisher = live.process_publisher()
 
@@ -128,6 +134,11 @@ class RunExecution:
         # thread's own (its transaction state, and no connection left open afterwards).
         connections[DEFAULT_DB_ALIAS] = connection
         heartbeat = asyncio.ensure_future(self._heartbeat())
+        loop = asyncio.get_running_loop()
+        keeper = LeaseKeeper(
+            self.lease,
+            on_cancel=lambda: loop.call_soon_threadsafe(self._stop, Outcome.CANCELLED),
+            on_lost=lambda: loop.call_soon_threadsafe(self._abort)).start()
         try:
             self.engine_task = asyncio.ensure_future(self.workflow.run(
                 **arguments, checkpoint_storage=self.storage, on_event=self._on_event))
@@ -135,6 +146,8 @@ class RunExecution:
         except asyncio.CancelledError:
             if self.lease_lost:
                 raise LeaseLost() from None
+            if self.abandoned:
+                return Outcome.HANDED_OVER, None
             raise
         except (LeaseLost, DatabaseError):
             raise  # not the run's fault: redelivery or the recovery sweep takes it on
@@ -142,6 +155,7 @@ class RunExecution:
             return Outcome.FAILED, error
         finally:
             heartbeat.cancel()
+            keeper.stop()
         state = self.workflow.state
         if state is WorkflowRunState.STOPPED:
             return self.stop_outcome, None
@@ -150,8 +164,12 @@ class RunExecution:
 
     def _finish(self, outcome: Outcome, error: BaseException | None) -> str:
         """Commit what is left and move the run to where ``outcome`` leaves it, in one
-        transaction; announce it."""
-        self._stage()
+        transaction; announce it. An abandoned superstep commits nothing: the run goes on
+        from its last committed checkpoint, which the events and outputs committed match."""
+        if self.abandoned:
+            self.batch = GroupCommit()
+        else:
+            self._stage()
         committed = list(self.batch.events)
         with transaction.atomic():
             if self.batch:
@@ -183,8 +201,10 @@ class RunExecution:
         """Hand the run over if the slice is used up; commit if a commit is due."""
         if self.lease_lost:
             return
-        if time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
-            self._stop(Outcome.HANDED_OVER)
+        if stop_requested():
+            self._stop(Outcome.HANDED_OVER, STOP_FOR_SHUTDOWN)
+        elif time.monotonic() - self.started > stepstone_settings.TASK_SLICE_SECONDS:
+            self._stop(Outcome.HANDED_OVER, STOP_FOR_SLICE)
         if self.batch.age() >= stepstone_settings.CHECKPOINT_FLUSH_SECONDS \
                 or self.stop_outcome is not None:
             self._commit()
@@ -203,14 +223,15 @@ class RunExecution:
         if cancel:
             self._stop(Outcome.CANCELLED)
 
-    def _stop(self, outcome: Outcome) -> None:
-        """Ask the engine to stop at its next superstep boundary (a cancel outranks a
-        hand-over)."""
-        if self.stop_outcome is Outcome.CANCELLED:
+    def _stop(self, outcome: Outcome, reason: str = STOP_FOR_CANCEL) -> None:
+        """Ask the engine to stop at its next superstep boundary, saying ``reason`` (a
+        cancel outranks a hand-over, and the first reason given stands)."""
+        if self.stop_outcome is Outcome.CANCELLED or (
+                self.stop_outcome is outcome and outcome is Outcome.HANDED_OVER):
             return
         self.stop_outcome = outcome
         self.workflow.request_stop(STOP_FOR_CANCEL if outcome is Outcome.CANCELLED
-                                   else STOP_FOR_SLICE)
+                                   else reason)
 
     def _abort(self) -> None:
         """Another worker owns the run: cancel the engine now; nothing more is written."""
@@ -218,25 +239,33 @@ class RunExecution:
         if self.engine_task is not None:
             self.engine_task.cancel()
 
+    def _abandon(self) -> None:
+        """The worker must stop and the superstep under way has not ended within the grace:
+        cancel the engine; ``_finish`` queues the run from its last committed checkpoint."""
+        if self.abandoned or self.lease_lost or self.engine_task is None:
+            return
+        self.abandoned = True
+        self.engine_task.cancel()
+
     # -- between checkpoints ---------------------------------------------------------------
     async def _heartbeat(self) -> None:
         """Commit a batch a slow superstep left waiting; renew the lease during long
         supersteps; notice a cancel request or a lost lease."""
         flush_every = stepstone_settings.CHECKPOINT_FLUSH_SECONDS
         beat = stepstone_settings.HEARTBEAT_SECONDS
-        renewed = time.monotonic()
         while not self.lease_lost:
             await asyncio.sleep(min(flush_every, beat) if flush_every > 0 else beat)
+            if stop_requested_for() > stepstone_settings.STOP_GRACE_SECONDS:
+                self._abandon()
+                return
             if self.batch and self.batch.age() >= flush_every:
                 self._commit()
-                renewed = time.monotonic()
-            elif time.monotonic() - renewed >= beat:
+            elif time.monotonic() - self.lease.renewed >= beat:  # no commit renewed it
                 try:
                     with transaction.atomic():
                         cancel = self.lease.renew()
                 except LeaseLost:
                     self._abort()
                     return
-                renewed = time.monotonic()
                 if cancel:
                     self._stop(Outcome.CANCELLED)
