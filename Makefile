@@ -25,8 +25,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
+# manage.py serve: bootstrap, then daphne and the workers under honcho; Ctrl-C stops both.
 run: install
-	HOST=$(HOST) PORT=$(PORT) PYTHON=$(BIN)/python scripts/serve.sh
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
