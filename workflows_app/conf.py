@@ -22,8 +22,9 @@ DEFAULTS: dict[str, Any] = {
     # A task hands its run to a new task at the first checkpoint after this long, so no task
     # approaches django-q2's timeout however long the run is.
     "TASK_SLICE_SECONDS": 240,
-    # How often each worker process runs the recovery sweep (``worker.recovery``): a run
-    # whose worker died runs again about LEASE_SECONDS + this after the death.
+    # How often each cluster runs the recovery sweep (``worker.recovery``; each of its worker
+    # processes sweeps this times the number of workers apart): a run whose worker died runs
+    # again a little over LEASE_SECONDS after the death.
     "RECOVERY_SWEEP_SECONDS": 1.0,
     # Queued runs with no lease and no task any cluster holds, unchanged for this long, are
     # enqueued again by the recovery sweep (their task was lost).

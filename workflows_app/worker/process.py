@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 from django.db import close_old_connections, connection
+from django_q.conf import Conf
 
 from .. import services
 from ..conf import stepstone_settings
@@ -31,12 +32,17 @@ def worker_spawned(sender: Any = None, **kwargs: Any) -> None:
 
 
 class Sweeper:
-    """Runs ``services.recover_stale_runs`` about every ``RECOVERY_SWEEP_SECONDS`` in a
-    daemon thread with a database connection of its own. The pauses vary by half either
-    way, so the processes of a cluster sweep at different moments."""
+    """Runs ``services.recover_stale_runs`` in a daemon thread with a database connection of
+    its own: each worker process every ``RECOVERY_SWEEP_SECONDS`` times the cluster's
+    workers, so that a cluster sweeps about every ``RECOVERY_SWEEP_SECONDS`` however many
+    workers it has. The first pause is a random part of one, and later ones vary by half
+    either way, so the processes of a cluster, which start together, sweep at different
+    moments."""
 
     def __init__(self, every: float | None = None) -> None:
-        self.every = stepstone_settings.RECOVERY_SWEEP_SECONDS if every is None else every
+        if every is None:
+            every = stepstone_settings.RECOVERY_SWEEP_SECONDS * max(1, int(Conf.WORKERS))
+        self.every = every
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stepstone-recovery-sweep",
                                         daemon=True)
@@ -50,8 +56,10 @@ class Sweeper:
         self._thread.join()
 
     def _loop(self) -> None:
+        pause = self.every * random.uniform(0, 1)
         try:
-            while not self._done.wait(self.every * random.uniform(0.5, 1.5)):
+            while not self._done.wait(pause):
+                pause = self.every * random.uniform(0.5, 1.5)
                 try:
                     close_old_connections()
                     recovered = services.recover_stale_runs()
