@@ -1,9 +1,14 @@
 """Executors: the nodes of a workflow graph, and the decorators that declare their handlers.
 
 A handler is an async method ``(self, message: T, ctx: WorkflowContext[...])`` marked with
-``@handler``; messages are routed to the first handler whose annotated type accepts them.
-A response handler, marked ``@response_handler``, takes ``(self, original_request, response,
-ctx)`` and receives the answer to a request the executor made with ``ctx.request_info``.
+``@handler``; messages are routed to the first handler, in definition order, whose annotated
+type accepts them (MAF tries handlers in method-name order instead). A response handler,
+marked ``@response_handler``, takes ``(self, original_request, response, ctx)`` and receives
+the answer to a request the executor made with ``ctx.request_info``.
+
+Two handlers for the same message type (or two response handlers for the same request and
+response types), and annotations holding a ``TypeVar``, are refused when the class is
+defined, or, if its annotations cannot be resolved yet, when a workflow is built with it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import WorkflowValidationError
-from .typing_utils import is_instance_of, is_never, type_name, union_members
+from .typing_utils import is_instance_of, is_never, type_name, type_variables, union_members
 
 _HANDLER_MARK = "_stepstone_handler"
 _RESPONSE_HANDLER_MARK = "_stepstone_response_handler"
@@ -111,6 +116,84 @@ def _response_handler_spec(func: Callable, owner: str) -> ResponseHandlerSpec:
                                send, yields)
 
 
+def _method_name(func: Callable) -> str:
+    """``Class.method`` of a handler, without the ``<locals>`` of an enclosing function."""
+    return func.__qualname__.split("<locals>.")[-1]
+
+
+def _refuse_type_variables(spec: HandlerSpec | ResponseHandlerSpec, owner: str) -> None:
+    """Refuse a ``TypeVar`` anywhere in a handler's annotations.
+
+    Routing and edge checks compare concrete types and solve no type variables, so a
+    handler typed ``T`` (bound or not) would take any message, an ``int`` for a
+    ``TypeVar("T", bound=str)``. Refusing is what MAF does too.
+    """
+    if isinstance(spec, HandlerSpec):
+        annotated = [("message", spec.message_type)]
+    else:
+        annotated = [("original request", spec.request_type), ("response", spec.response_type)]
+    annotated += [("sent messages", t) for t in spec.send_types or ()]
+    annotated += [("outputs", t) for t in spec.yield_types or ()]
+    for what, annotation in annotated:
+        variables = type_variables(annotation)
+        if not variables:
+            continue
+        variable = variables[0]
+        if variable.__bound__ is not None:
+            instead = type_name(variable.__bound__)
+            detail = f" (bound to {instead})"
+        elif variable.__constraints__:
+            instead = " | ".join(type_name(c) for c in variable.__constraints__)
+            detail = f" (constrained to {instead})"
+        else:
+            instead, detail = "Any", ""
+        raise WorkflowValidationError(
+            f"{owner} annotates its {what} with the type variable {variable.__name__}{detail}: "
+            f"handlers are routed by concrete types and type variables are not solved, so it "
+            f"would accept any value; annotate it with {instead} instead")
+
+
+def _refuse_duplicates(cls: type, specs: list[HandlerSpec],
+                       response_specs: list[ResponseHandlerSpec]) -> None:
+    """Refuse two handlers for the same message type (or two response handlers for the same
+    request and response types): only the first would ever be called."""
+    for index, spec in enumerate(specs):
+        for earlier in specs[:index]:
+            if earlier.message_type == spec.message_type:
+                raise WorkflowValidationError(
+                    f"executor class {cls.__qualname__} has two @handler methods for messages "
+                    f"of type {type_name(earlier.message_type)}: {_method_name(earlier.func)} and "
+                    f"{_method_name(spec.func)}; only the first would ever be called")
+    for index, rspec in enumerate(response_specs):
+        for earlier in response_specs[:index]:
+            if (earlier.request_type, earlier.response_type) == (rspec.request_type,
+                                                                 rspec.response_type):
+                raise WorkflowValidationError(
+                    f"executor class {cls.__qualname__} has two @response_handler methods for "
+                    f"requests of type {type_name(rspec.request_type)} answered with "
+                    f"{type_name(rspec.response_type)}: {_method_name(earlier.func)} and "
+                    f"{_method_name(rspec.func)}; only the first would ever be called")
+
+
+def _resolve_handlers(cls: type) -> tuple[list[HandlerSpec], list[ResponseHandlerSpec]]:
+    """The handlers and response handlers of an executor class, their annotations resolved."""
+    specs = [_handler_spec(func, f"handler {cls.__qualname__}.{name}")
+             for name, func in _marked_methods(cls, _HANDLER_MARK)]
+    response_specs = [_response_handler_spec(func, f"response handler {cls.__qualname__}.{name}")
+                      for name, func in _marked_methods(cls, _RESPONSE_HANDLER_MARK)]
+    return specs, response_specs
+
+
+def _check_handlers(cls: type, specs: list[HandlerSpec],
+                    response_specs: list[ResponseHandlerSpec]) -> None:
+    """Refuse what resolved handlers cannot mean: type variables, duplicates."""
+    for spec in specs:
+        _refuse_type_variables(spec, f"handler {cls.__qualname__}.{spec.name}")
+    for rspec in response_specs:
+        _refuse_type_variables(rspec, f"response handler {cls.__qualname__}.{rspec.name}")
+    _refuse_duplicates(cls, specs, response_specs)
+
+
 class Executor:
     """A node of a workflow graph. Subclass it and mark async methods with ``@handler``.
 
@@ -120,6 +203,19 @@ class Executor:
     returning a dict and ``on_checkpoint_restore(state)``.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse conflicting handlers when the class is defined, where the mistake is."""
+        super().__init_subclass__(**kwargs)
+        try:
+            specs, response_specs = _resolve_handlers(cls)
+        except WorkflowValidationError:
+            # An annotation that cannot be resolved yet (a name defined later in the
+            # module) or is missing: handler_specs() resolves it, or reports it, at build().
+            return
+        _check_handlers(cls, specs, response_specs)
+        cls._stepstone_specs = specs
+        cls._stepstone_response_specs = response_specs
+
     def __init__(self, id: str) -> None:
         if not isinstance(id, str) or not id:
             raise WorkflowValidationError(f"an executor id must be a non-empty string, got {id!r}")
@@ -128,24 +224,22 @@ class Executor:
 
     # -- handlers -----------------------------------------------------------------------
     def handler_specs(self) -> list[HandlerSpec]:
-        """This executor's handlers, in definition order (resolved once per class)."""
-        cls = type(self)
-        specs = cls.__dict__.get("_stepstone_specs")
-        if specs is None:
-            specs = []
-            for name, func in _marked_methods(cls, _HANDLER_MARK):
-                specs.append(_handler_spec(func, f"handler {cls.__qualname__}.{name}"))
-            cls._stepstone_specs = specs
-        return specs
+        """This executor's handlers, in definition order (resolved once per class); raises
+        ``WorkflowValidationError`` for handlers that cannot be routed to."""
+        return self._class_specs()[0]
 
     def response_handler_specs(self) -> list[ResponseHandlerSpec]:
+        return self._class_specs()[1]
+
+    def _class_specs(self) -> tuple[list[HandlerSpec], list[ResponseHandlerSpec]]:
         cls = type(self)
-        specs = cls.__dict__.get("_stepstone_response_specs")
-        if specs is None:
-            specs = [_response_handler_spec(func, f"response handler {cls.__qualname__}.{name}")
-                     for name, func in _marked_methods(cls, _RESPONSE_HANDLER_MARK)]
-            cls._stepstone_response_specs = specs
-        return specs
+        specs = cls.__dict__.get("_stepstone_specs")
+        if specs is None:  # not resolvable when the class was defined; resolved now
+            specs, response_specs = _resolve_handlers(cls)
+            _check_handlers(cls, specs, response_specs)
+            cls._stepstone_specs = specs
+            cls._stepstone_response_specs = response_specs
+        return specs, cls.__dict__["_stepstone_response_specs"]
 
     def find_handler(self, message: Any) -> HandlerSpec | None:
         """The first handler whose message type accepts ``message``, or None."""
@@ -266,7 +360,9 @@ class FunctionExecutor(Executor):
         _require_coroutine(func, "@executor")
         super().__init__(id or func.__name__)
         self.func = func
-        self._spec = _handler_spec(func, f"executor function {func.__qualname__}")
+        owner = f"executor function {func.__qualname__}"
+        self._spec = _handler_spec(func, owner)
+        _refuse_type_variables(self._spec, owner)
 
     def handler_specs(self) -> list[HandlerSpec]:
         return [self._spec]

@@ -93,6 +93,17 @@ def is_subtype(source: Any, target: Any) -> bool:
     return all(is_subtype(s, t) for s, t in zip(source_args, target_args) if s is not Ellipsis)
 
 
+def type_variables(tp: Any) -> list[typing.TypeVar]:
+    """Every type variable named inside an annotation (``dict[str, T] | None`` → [T])."""
+    if isinstance(tp, typing.TypeVar):
+        return [tp]
+    found: list[typing.TypeVar] = []
+    for arg in typing.get_args(tp):
+        for member in (arg if isinstance(arg, (list, tuple)) else (arg,)):  # Callable[[A], R]
+            found.extend(v for v in type_variables(member) if v not in found)
+    return found
+
+
 def iter_classes(tp: Any) -> Iterator[type]:
     """Every class named inside an annotation (``dict[str, list[Foo]] | None`` → str, Foo...)."""
     if isinstance(tp, type) and typing.get_origin(tp) is None:
