@@ -61,13 +61,19 @@ async def test_one_checkpoint_per_superstep_plus_the_entry_one(storage):
         assert stamp.utcoffset() == datetime.timedelta(0)
 
 
-async def test_a_new_run_on_the_same_instance_starts_a_new_lineage(memory_storage):
+async def test_a_new_message_on_the_same_instance_continues_its_lineage(memory_storage):
+    # Was: a new run started a new lineage from a blank state. An instance now keeps its
+    # state across run() calls, as MAF's does (issue 15, item 6), so the new message's
+    # entry checkpoint chains to the last one and holds the state the first run left;
+    # superstep numbers start again at 0, as MAF's iteration count does.
     workflow = build_pingpong(memory_storage)
-    await workflow.run(0)
+    first = await workflow.run(0)
     second = await workflow.run(5)
     entry = await memory_storage.load(second[0].checkpoint.checkpoint_id)
     assert entry.kind == "entry" and entry.superstep == 0
-    assert entry.previous_checkpoint_id is None
+    assert entry.previous_checkpoint_id == checkpoint_infos(first)[-1].checkpoint_id
+    assert entry.executor_states == {"ping": {"seen": [0, 2, 4, 6]}, "pong": {"hits": 3}}
+    assert entry.shared_state == {"last": 5}
     assert superstep_numbers(second)[0] == 1
 
 

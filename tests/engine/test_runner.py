@@ -10,7 +10,7 @@ from typing import Any, Never
 import pytest
 
 from workflows_app.engine import (Executor, FunctionExecutor, WorkflowBuilder, WorkflowContext,
-                                  WorkflowConvergenceError, WorkflowError, WorkflowRunError,
+                                  WorkflowConvergenceError, WorkflowRunError,
                                   WorkflowRunState, handler)
 
 from .workflows import (PINGPONG_OUTPUT, PINGPONG_SUPERSTEPS, Sink, build_chain,
@@ -298,17 +298,27 @@ async def test_target_id_sends_to_one_connected_executor_only():
     assert (await workflow.run(1)).get_outputs() == [("b", 1)]
 
 
-async def test_target_id_of_an_unconnected_executor_fails_the_run():
+# These three failed the run until issue 15 (item 5): MAF drops a message no edge delivers,
+# and workflows ported from it rely on that. It is dropped here too, never silently: a
+# warning event names the sender and the message type (more in test_maf_parity.py).
+def only_warning(result) -> Any:
+    warnings = [e for e in result if e.type == "warning"]
+    assert len(warnings) == 1 and result.get_final_state() is WorkflowRunState.IDLE
+    return warnings[0]
+
+
+async def test_target_id_of_an_unconnected_executor_drops_the_message_with_a_warning():
     @FunctionExecutor
     async def stray(n: int, ctx: WorkflowContext[int]) -> None:
         await ctx.send_message(n, target_id="elsewhere")
 
     workflow = WorkflowBuilder(start_executor=stray).add_edge(stray, Sink("a")).build()
-    with pytest.raises(WorkflowError, match="'stray' sent a message to 'elsewhere', which is not connected"):
-        await workflow.run(1)
+    warning = only_warning(await workflow.run(1))
+    assert (warning.executor_id, warning.message_type) == ("stray", "int")
+    assert "sent to 'elsewhere', which no edge from it reaches (connected: a)" in warning.message
 
 
-async def test_a_message_no_connected_executor_accepts_fails_the_run():
+async def test_a_message_no_connected_executor_accepts_is_dropped_with_a_warning():
     @FunctionExecutor
     async def wrong(n: int, ctx: WorkflowContext) -> None:
         await ctx.send_message(b"bytes")
@@ -318,13 +328,15 @@ async def test_a_message_no_connected_executor_accepts_fails_the_run():
         pass
 
     workflow = WorkflowBuilder(start_executor=wrong).add_edge(wrong, ints).build()
-    with pytest.raises(WorkflowError, match="no executor connected to 'wrong' accepts a message of type bytes"):
-        await workflow.run(1)
+    warning = only_warning(await workflow.run(1))
+    assert (warning.executor_id, warning.message_type) == ("wrong", "bytes")
+    assert "no executor connected to it accepts that type (connected: ints)" in warning.message
 
 
-async def test_sending_without_outgoing_edges_fails_the_run():
-    with pytest.raises(WorkflowError, match="'start' sent a message but has no outgoing edges"):
-        await WorkflowBuilder(start_executor=fan()).build().run(1)
+async def test_sending_without_outgoing_edges_drops_the_message_with_a_warning():
+    warning = only_warning(await WorkflowBuilder(start_executor=fan()).build().run(1))
+    assert warning.message == ("dropped a message of type int sent by executor 'start': "
+                               "it has no outgoing edges")
 
 
 # --------------------------------------------------------------------------- failures
@@ -387,8 +399,12 @@ async def test_closing_a_stream_cancels_the_run():
             if event.type == "superstep_completed" and event.superstep == 3:
                 break
     assert workflow.state is WorkflowRunState.CANCELLED
-    # the cancelled instance is free to run again
-    result = await workflow.run(999_999)
+    # The instance is free again, but (since issue 15, item 6) it keeps its state, so a new
+    # message is refused while the cancelled run's message is still in flight, as in MAF;
+    # it used to start afresh. Continuing from a checkpoint, or a new instance, works.
+    with pytest.raises(WorkflowRunError, match=r"1 message\(s\) in flight .* CANCELLED"):
+        await workflow.run(999_999)
+    result = await build_pingpong(limit=10**6, max_iterations=1000).run(999_999)
     assert result.get_final_state() is WorkflowRunState.IDLE
     assert result.get_outputs()[0]["pong_hits"] is not None
 
@@ -424,10 +440,13 @@ async def test_invalid_run_arguments_are_refused(kwargs, pattern):
     assert workflow.state is None
 
 
-async def test_an_instance_can_run_again_from_scratch():
+async def test_an_instance_can_run_again_with_a_new_message():
+    # It used to run "from scratch"; since issue 15 (item 6) it keeps its executors' state,
+    # as MAF's does: the echo sink remembers the first message.
     workflow = build_chain()
     assert (await workflow.run("a")).get_outputs() == [("echo", "A!")]
     assert (await workflow.run("b")).get_outputs() == [("echo", "B!")]
+    assert workflow.executors["echo"].received == ["A!", "B!"]
 
 
 async def test_stopping_a_stream_after_a_failure_leaves_no_unretrieved_error(caplog):

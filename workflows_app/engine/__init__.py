@@ -14,7 +14,8 @@ from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent
                      ExecutorInvokedEvent, RequestInfoEvent, SuperstepCompletedEvent,
                      SuperstepStartedEvent, WorkflowEvent, WorkflowFailedEvent,
                      WorkflowOutputEvent, WorkflowRunResult, WorkflowRunState,
-                     WorkflowStartedEvent, WorkflowStatusEvent, WorkflowStoppedEvent)
+                     WorkflowStartedEvent, WorkflowStatusEvent, WorkflowStoppedEvent,
+                     WorkflowWarningEvent)
 from .executors import Executor, FunctionExecutor, executor, handler, response_handler
 from .storage import CheckpointStorage, FileCheckpointStorage, InMemoryCheckpointStorage
 from .workflow import Workflow
@@ -26,7 +27,7 @@ __all__ = [
     "WorkflowStartedEvent", "WorkflowStatusEvent", "SuperstepStartedEvent",
     "SuperstepCompletedEvent", "ExecutorInvokedEvent", "ExecutorCompletedEvent",
     "ExecutorFailedEvent", "WorkflowOutputEvent", "RequestInfoEvent", "WorkflowFailedEvent",
-    "WorkflowStoppedEvent",
+    "WorkflowStoppedEvent", "WorkflowWarningEvent",
     "WorkflowCheckpoint", "CheckpointStorage", "InMemoryCheckpointStorage",
     "FileCheckpointStorage", "register_checkpoint_type",
     "WorkflowError", "WorkflowCheckpointError", "WorkflowConvergenceError",

@@ -158,6 +158,28 @@ class WorkflowFailedEvent(WorkflowEvent):
         return self.data
 
 
+class WorkflowWarningEvent(WorkflowEvent):
+    """Something the run went on past but the caller should know: ``data`` is the text.
+
+    The engine emits one when it drops a message no edge delivers (``executor_id`` is the
+    sender, ``message_type`` the message's type name), and when ``run(message)`` starts while
+    requests are still pending (they stay answerable). MAF's ``WorkflowEvent.warning`` also
+    has the type ``warning`` and the text as ``data``."""
+
+    __slots__ = ("executor_id", "message_type")
+    type = "warning"
+
+    def __init__(self, message: str, executor_id: str | None = None,
+                 message_type: str | None = None) -> None:
+        super().__init__(message)
+        self.executor_id = executor_id
+        self.message_type = message_type
+
+    @property
+    def message(self) -> str:
+        return self.data
+
+
 class WorkflowStoppedEvent(WorkflowEvent):
     """The run stopped at a superstep boundary because the caller asked it to
     (``Workflow.request_stop``). ``checkpoint`` is the last checkpoint of the run (None

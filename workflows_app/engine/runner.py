@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .checkpoints import KIND_SUPERSTEP, WorkflowCheckpoint
 from .context import WorkflowContext
@@ -19,7 +19,8 @@ from .errors import (WorkflowCheckpointError, WorkflowConvergenceError, Workflow
                      WorkflowRunError)
 from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent,
                      ExecutorInvokedEvent, SuperstepCompletedEvent, SuperstepStartedEvent,
-                     WorkflowEvent, WorkflowRunState, WorkflowStatusEvent, WorkflowStoppedEvent)
+                     WorkflowEvent, WorkflowRunState, WorkflowStatusEvent, WorkflowStoppedEvent,
+                     WorkflowWarningEvent)
 from .executors import Executor
 from .graph import WorkflowGraph
 from .messages import Message, OpenRequest
@@ -107,18 +108,31 @@ class Runner:
     It reads the graph, writes the state, saves checkpoints to ``storage`` (if any) and
     reports every step through ``emit``. A caller may ask it to stop (``stop_reason``):
     the run then ends at the next superstep boundary, after that superstep's checkpoint.
+
+    ``pace``, given when a reader pulls the events (a streamed run), is awaited before
+    each superstep and each status change: it returns True once the reader has taken every
+    event emitted so far and asks for the next, False if the reader closed the stream. So
+    a streamed run is at most one superstep ahead of its reader, and ``Workflow.state``
+    changes when the reader reaches the status event that announces it. A closed stream
+    ends the run at the next boundary as cancelled; while handlers run (``in_handlers``)
+    the reader's side may cancel the run at once instead.
     """
 
     def __init__(self, graph: WorkflowGraph, state: RunState, *, workflow_name: str,
                  max_iterations: int, storage: "CheckpointStorage | None",
-                 emit: Callable[[WorkflowEvent], Any]) -> None:
+                 emit: Callable[[WorkflowEvent], Any],
+                 pace: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.graph = graph
         self.state = state
         self.workflow_name = workflow_name
         self.max_iterations = max_iterations
         self.storage = storage
         self.emit = emit
+        self.pace = pace
         self.stop_reason: str | None = None
+        # True only while handlers run: cancelling then loses just the uncommitted
+        # superstep; at any other point it could cut a checkpoint write in two.
+        self.in_handlers = False
 
     # -- supersteps ---------------------------------------------------------------------
     async def run_until_idle(self) -> None:
@@ -131,20 +145,22 @@ class Runner:
         """
         state = self.state
         while state.pending:
+            if self.pace is not None and not await self.pace():
+                raise asyncio.CancelledError()  # the reader closed the stream: end here
             if self.stop_reason is not None:
-                self._stop()
+                await self._stop()
                 return
             await self.superstep_once()
             await asyncio.sleep(0)
-        self.set_status(WorkflowRunState.IDLE_WITH_PENDING_REQUESTS if state.pending_requests
-                        else WorkflowRunState.IDLE)
+        await self.report(WorkflowRunState.IDLE_WITH_PENDING_REQUESTS if state.pending_requests
+                          else WorkflowRunState.IDLE)
 
-    def _stop(self) -> None:
+    async def _stop(self) -> None:
         state = self.state
         checkpoint = (CheckpointInfo(state.last_checkpoint_id, state.superstep)
                       if self.storage is not None and state.last_checkpoint_id else None)
         self.emit(WorkflowStoppedEvent(checkpoint, self.stop_reason or ""))
-        self.set_status(WorkflowRunState.STOPPED)
+        await self.report(WorkflowRunState.STOPPED)
 
     async def superstep_once(self) -> None:
         state = self.state
@@ -165,12 +181,20 @@ class Runner:
                 batch.append(message)
         stage = SuperstepStage()
         executors = self.graph.executors
-        if len(by_target) == 1:
-            (target_id, batch), = by_target.items()
-            failures = [(target_id, await self._run_executor(executors[target_id], batch, stage))]
-        else:
-            failures = await self._run_concurrently(
-                [(tid, executors[tid], batch) for tid, batch in by_target.items()], stage)
+        self.in_handlers = True
+        try:
+            if len(by_target) == 1:
+                (target_id, batch), = by_target.items()
+                failures = [(target_id,
+                             await self._run_executor(executors[target_id], batch, stage))]
+            else:
+                failures = await self._run_concurrently(
+                    [(tid, executors[tid], batch) for tid, batch in by_target.items()], stage)
+        except asyncio.CancelledError:
+            state.shared_state.discard()  # the superstep is lost: nothing of it commits
+            raise
+        finally:
+            self.in_handlers = False
         for executor_id, error in failures:
             if error is not None:
                 state.shared_state.discard()
@@ -178,10 +202,12 @@ class Runner:
 
         # 2. route
         try:
-            pending, fan_in = self._route(stage, by_target)
+            pending, fan_in, dropped = self._route(stage, by_target)
         except SuperstepFailed:
             state.shared_state.discard()
             raise
+        for warning in dropped:
+            self.emit(warning)
 
         # 3. commit
         state.pending = pending
@@ -195,9 +221,6 @@ class Runner:
         # 4. checkpoint
         info = await self.write_checkpoint(KIND_SUPERSTEP) if self.storage is not None else None
         self.emit(SuperstepCompletedEvent(number, info))
-        if (state.pending and state.pending_requests
-                and state.status is WorkflowRunState.IN_PROGRESS):
-            self.set_status(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS)
 
     async def _run_concurrently(self, work: list[tuple[str, Executor, list[Message]]],
                                 stage: SuperstepStage) -> list[tuple[str, BaseException | None]]:
@@ -222,7 +245,7 @@ class Runner:
     async def _run_executor(self, executor: Executor, batch: list[Message],
                             stage: SuperstepStage) -> BaseException | None:
         """Deliver ``batch`` to ``executor`` in order; return the error a handler raised."""
-        ctx = WorkflowContext(self.state, stage, executor.id, self.emit)
+        ctx = WorkflowContext(self.state, stage, executor.id, self.emit, self._requested)
         emit = self.emit
         for message in batch:
             emit(ExecutorInvokedEvent(executor.id, message.data))
@@ -251,12 +274,15 @@ class Runner:
             emit(ExecutorCompletedEvent(executor.id))
         return None
 
-    def _route(self, stage: SuperstepStage, order: dict[str, Any]) -> tuple[list[Message], dict]:
+    def _route(self, stage: SuperstepStage, order: dict[str, Any]
+               ) -> tuple[list[Message], dict, list[WorkflowWarningEvent]]:
         """Turn what each executor sent into next superstep's deliveries, in a deterministic
-        order (executors in delivery order, each one's messages in send order)."""
+        order (executors in delivery order, each one's messages in send order), and a
+        warning for each message dropped because no edge delivers it."""
         graph = self.graph
         executors = graph.executors
         pending: list[Message] = []
+        dropped: list[WorkflowWarningEvent] = []
         fan_in = self.state.fan_in
         if graph.fan_in_groups:  # copy: a failing superstep must leave buffers untouched
             fan_in = {gid: {src: list(items) for src, items in buffers.items()}
@@ -286,35 +312,66 @@ class Runner:
                 except Exception as error:  # a condition or selection function raised
                     raise SuperstepFailed(source_id, error) from error
                 if not delivered:
-                    self._undeliverable(source_id, data, target_id, groups, routed)
+                    warning = self._undeliverable(source_id, data, target_id, groups, routed)
+                    if warning is not None:
+                        dropped.append(warning)
         for group in graph.fan_in_groups:
             buffers = fan_in.get(group.buffer_id)
             if buffers and all(buffers.get(src) for src in group.sources):
                 collected = [item for src in group.sources for item in buffers[src]]
                 pending.append(Message(group.targets[0], None, collected))
                 del fan_in[group.buffer_id]
-        return pending, fan_in
+        return pending, fan_in, dropped
 
-    def _undeliverable(self, source_id: str, data: Any, target_id: str | None,
-                       groups: Any, routed: bool) -> None:
-        """A message no executor received: an error unless edge conditions declined it."""
+    @staticmethod
+    def _undeliverable(source_id: str, data: Any, target_id: str | None, groups: Any,
+                       routed: bool) -> WorkflowWarningEvent | None:
+        """The warning for a message no executor received, or None when edge conditions
+        declined it (dropping it is then the graph's intent).
+
+        Such a message is dropped, as MAF drops it (an executor that sends after its last
+        edge, e.g. a MAF workflow's final step, is not a failure there), but never
+        silently: the warning names the sender and the message type.
+        """
+        message_type = type(data).__qualname__
         connected = sorted({t for g in groups for t in g.targets})
         if not groups:
-            problem = f"executor '{source_id}' sent a message but has no outgoing edges"
+            problem = "it has no outgoing edges"
         elif target_id is not None and target_id not in connected:
-            problem = (f"executor '{source_id}' sent a message to '{target_id}', which is not "
-                       f"connected to it (connected: {', '.join(connected)})")
+            problem = (f"it was sent to '{target_id}', which no edge from it reaches "
+                       f"(connected: {', '.join(connected)})")
         elif routed:
-            problem = (f"no executor connected to '{source_id}' accepts a message of type "
-                       f"{type(data).__qualname__} (connected: {', '.join(connected)})")
+            problem = (f"no executor connected to it accepts that type "
+                       f"(connected: {', '.join(connected)})")
         else:
-            return  # every edge's condition declined it: dropping it is the graph's intent
-        raise SuperstepFailed(source_id, WorkflowError(problem))
+            return None
+        return WorkflowWarningEvent(
+            f"dropped a message of type {message_type} sent by executor '{source_id}': "
+            f"{problem}", executor_id=source_id, message_type=message_type)
 
     # -- status and responses ------------------------------------------------------------
     def set_status(self, status: WorkflowRunState) -> None:
+        """Change the status now (see ``report`` for the paced change)."""
         self.state.status = status
         self.emit(WorkflowStatusEvent(status))
+
+    async def report(self, status: WorkflowRunState) -> None:
+        """Change the status once a streaming reader has taken every earlier event."""
+        if self.pace is not None:
+            await self.pace()  # a closed stream: the change is made all the same
+        self.set_status(status)
+
+    async def _requested(self) -> None:
+        """A handler made a request: the run in progress now has one pending. Reported
+        right after that ``request_info`` event, as MAF does, also when the superstep
+        making it is the run's last."""
+        if self.state.status is not WorkflowRunState.IN_PROGRESS:
+            return
+        if self.pace is not None:
+            await self.pace()
+            if self.state.status is not WorkflowRunState.IN_PROGRESS:
+                return  # another handler's request reported it meanwhile
+        self.set_status(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS)
 
     def accept_responses(self, responses: dict[str, Any]) -> None:
         """Queue answers to pending requests for delivery (checked by ``check_responses``)."""
