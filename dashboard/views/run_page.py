@@ -33,6 +33,8 @@ RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history", "branche
 HISTORY_SHOWN = 20  # newest operator actions on a run page; the admin lists them all
 OUTPUTS_SHOWN = 20  # newest outputs on a run page; the API lists them all
 CHILDREN_SHOWN = 10  # runs rehydrated from this one, named in its header
+WARNINGS_SHOWN = 3  # newest warning events in a run's header; the event log lists them all
+WARNINGS_LOOKED_AT = 1000  # newest events of a run its header looks for warnings in
 
 
 def get_run(run_id) -> Run:
@@ -90,12 +92,19 @@ def _outputs(run: Run) -> Outputs:
 
 
 def _run_facts(run: Run) -> dict[str, Any]:
-    """What a run was started with, when it ran, and the error it last failed with (which
-    the newest resume cleared from the run and kept in its action)."""
+    """What a run was started with, when it ran, the error it last failed with (which
+    the newest resume cleared from the run and kept in its action), and its newest
+    ``warning`` events (e.g. a message the engine dropped because no edge delivers it)."""
     ended = run.finished_at or (timezone.now() if run.started_at else None)
     # The newest resume, one row read by the (run, created_at) index.
     last_resume = None if run.error else run.actions.filter(
         kind=ActionKind.RESUME).values_list("detail", flat=True).first()
+    # Warnings among the newest events: a range of the (run, seq) index, where a search of
+    # the whole event log would cost a long run's header more at every live refresh.
+    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
+    since = max(last_seq - WARNINGS_LOOKED_AT, 0)
+    warnings = run.events.filter(seq__gt=since, type="warning").order_by("-seq").values(
+        "seq", "superstep", "executor_id", "data")[:WARNINGS_SHOWN]
     return {
         "input": plain_json(run.input)
         if run.input is not None else None,
@@ -103,6 +112,10 @@ def _run_facts(run: Run) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
         "previous_error": (last_resume or {}).get("error", ""),
+        "warnings": [{"seq": w["seq"], "superstep": w["superstep"],
+                      "executor_id": w["executor_id"],
+                      "message": (w["data"] or {}).get("message", "")
+                      if isinstance(w["data"], dict) else str(w["data"])} for w in warnings],
     }
 
 

@@ -50,6 +50,8 @@ def _payload(event: WorkflowEvent) -> dict[str, Any] | Any:
                 "data": _displayable(event.data), "response_type": response_type}
     if kind == "superstep_started":
         return {}
+    if kind == "warning":  # WorkflowWarningEvent: the sender (if any) is the row's executor
+        return {"message": str(event.data), "message_type": getattr(event, "message_type", None)}
     return _displayable(event.data)
 
 
