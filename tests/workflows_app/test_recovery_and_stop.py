@@ -147,6 +147,48 @@ def test_a_superstep_that_outlasts_the_stop_grace_is_abandoned_writing_nothing(s
     assert run.events.filter(type="superstep_completed", superstep=3).count() == 1
 
 
+@pytest.mark.django_db
+def test_the_sweep_releases_only_a_dead_workers_task_and_only_once(settings):
+    from datetime import timedelta
+
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    from workflows_app.task_queue import enqueue_run
+
+    dead, live, taken = (services.start_run("long-loop", {"rounds": 1}) for _ in range(3))
+    OrmQ.objects.all().delete()
+    for run in (dead, live, taken):
+        enqueue_run(run.pk)
+    rows = {task.task["args"][0]: task for task in OrmQ.objects.all()}
+    now = timezone.now()
+    retry = timedelta(seconds=Conf.RETRY)
+    lease = timedelta(seconds=settings.STEPSTONE["LEASE_SECONDS"])
+
+    def held(run, taken_ago, **fields):
+        Run.objects.filter(pk=run.pk).update(**fields)
+        OrmQ.objects.filter(pk=rows[str(run.pk)].pk).update(lock=now - taken_ago + retry)
+    # A worker died holding it: running under an expired lease, its task taken long ago.
+    held(dead, lease * 2, status=RunStatus.RUNNING, lease_owner="gone:1:x",
+         lease_expires_at=now - timedelta(seconds=1))
+    # A worker holds it: the task was taken as long ago, but the lease is fresh.
+    held(live, lease * 2, status=RunStatus.RUNNING, lease_owner="here:2:y",
+         lease_expires_at=now + lease)
+    # A cluster took its task a moment ago: a worker is about to claim it.
+    held(taken, timedelta(seconds=0.1))
+    locks = dict(OrmQ.objects.values_list("pk", "lock"))
+
+    assert services.recover_stale_runs() == [dead.pk]
+    after = dict(OrmQ.objects.values_list("pk", "lock"))
+    assert after[rows[str(dead.pk)].pk] <= timezone.now()  # released, in its place
+    assert OrmQ.objects.count() == 3  # nothing enqueued beside it
+    for run in (live, taken):
+        assert after[rows[str(run.pk)].pk] == locks[rows[str(run.pk)].pk]
+    dead.refresh_from_db()
+    assert (dead.status, dead.lease_expires_at) == (RunStatus.RUNNING, None)  # claimable
+    assert services.recover_stale_runs() == []  # once
+
+
 # --------------------------------------------------------------------------- kill -9
 def test_runs_of_a_killed_cluster_run_again_within_seconds(make_installation):
     site = make_installation(**PRODUCTION_TIMINGS)

@@ -9,15 +9,18 @@ which must exceed the task timeout (minutes). ``sweep`` releases it at once inst
 place in the queue (``OrmQ.lock`` is the broker's own "not before"), so that any cluster
 takes it; and it names the claimable runs no cluster holds a task for, to be enqueued anew:
 
-- a run under an expired lease that has no task held (its row was acknowledged by a
-  duplicate, say); it is marked recovered by clearing the expiry, which a claim accepts;
-- a queued run, or one recovered that way, unchanged for ``RECOVER_QUEUED_AFTER_SECONDS``
+- a run under an expired lease whose task is not held (its row was acknowledged by a
+  duplicate, say);
+- a queued run, or one recovered before, unchanged for ``RECOVER_QUEUED_AFTER_SECONDS``
   with no task held (its task was lost before any cluster took it).
 
-Every write is conditional on what the sweep read (compare and set), so any number of
-processes may sweep at once: each stuck task is released once, each run enqueued once.
-``services.recover_stale_runs`` runs it, every ``RECOVERY_SWEEP_SECONDS`` in each worker
-process (``worker.process``) and every minute from a django-q2 schedule.
+A run given a task is marked (its expiry cleared, which a claim accepts, and ``updated_at``
+set), so that later sweeps leave it alone unless it is still unclaimed long after. Every
+write is conditional on what the sweep read (compare and set), so any number of processes
+may sweep at once: each stuck task is released once, each run enqueued once.
+``services.recover_stale_runs`` runs it, about every ``RECOVERY_SWEEP_SECONDS`` in each
+cluster (from its worker processes, ``worker.process``) and every minute from a django-q2
+schedule.
 """
 
 from __future__ import annotations
