@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 import uuid
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import WorkflowError
 from .events import RequestInfoEvent, WorkflowEvent, WorkflowOutputEvent
@@ -28,22 +28,20 @@ class WorkflowContext:
     messages or outputs of other types.
     """
 
-    __slots__ = ("executor_id", "_state", "_stage", "_emit", "_outbox", "_spec", "_on_request")
+    __slots__ = ("executor_id", "_state", "_stage", "_emit", "_outbox", "_spec")
 
     def __class_getitem__(cls, params: Any) -> Any:
         # Any one or two parameters, without TypeVar machinery: only the annotation matters.
         return types.GenericAlias(cls, params)
 
     def __init__(self, state: "RunState", stage: "SuperstepStage", executor_id: str,
-                 emit: Callable[[WorkflowEvent], Any],
-                 on_request: Callable[[], Awaitable[None]] | None = None) -> None:
+                 emit: Callable[[WorkflowEvent], Any]) -> None:
         self.executor_id = executor_id
         self._state = state
         self._stage = stage
         self._emit = emit
         self._outbox = stage.outbox(executor_id)
         self._spec: "HandlerSpec | None" = None
-        self._on_request = on_request  # the runner's: a request changes the run's status
 
     async def send_message(self, message: Any, target_id: str | None = None) -> None:
         """Queue ``message`` for the next superstep, to every connected executor that accepts
@@ -96,8 +94,8 @@ class WorkflowContext:
         self._stage.requests[request_id] = OpenRequest(
             request_id, self.executor_id, request_data, response_type)
         self._emit(RequestInfoEvent(request_id, self.executor_id, request_data, response_type))
-        if self._on_request is not None:
-            await self._on_request()
+        if self._stage.runner is not None:
+            await self._stage.runner.request_made()
         return request_id
 
     async def queue_state_update(self, key: str, value: Any) -> None:

@@ -32,14 +32,16 @@ if TYPE_CHECKING:
 
 
 class SuperstepStage:
-    """What handlers did during one superstep, held back until the superstep commits."""
+    """What handlers did during one superstep, held back until the superstep commits, and
+    the runner of that superstep (None for the contexts of state hooks)."""
 
-    __slots__ = ("outboxes", "requests", "state_updates")
+    __slots__ = ("outboxes", "requests", "state_updates", "runner")
 
-    def __init__(self) -> None:
+    def __init__(self, runner: "Runner | None" = None) -> None:
         self.outboxes: dict[str, list[tuple[Any, str | None]]] = {}
         self.requests: dict[str, OpenRequest] = {}
         self.state_updates: dict[str, dict[str, Any]] = {}
+        self.runner = runner  # told of each request: it changes the run's status
 
     def outbox(self, executor_id: str) -> list[tuple[Any, str | None]]:
         box = self.outboxes.get(executor_id)
@@ -143,9 +145,9 @@ class Runner:
         otherwise run the whole workflow in one step, so a streaming caller would see no
         event until the end and could not stop the run, and other tasks would starve.
         """
-        state = self.state
+        state, pace = self.state, self.pace
         while state.pending:
-            if self.pace is not None and not await self.pace():
+            if pace is not None and not await pace():
                 raise asyncio.CancelledError()  # the reader closed the stream: end here
             if self.stop_reason is not None:
                 await self._stop()
@@ -179,7 +181,7 @@ class Runner:
                 by_target[message.target_id] = [message]
             else:
                 batch.append(message)
-        stage = SuperstepStage()
+        stage = SuperstepStage(self)
         executors = self.graph.executors
         self.in_handlers = True
         try:
@@ -192,9 +194,8 @@ class Runner:
                     [(tid, executors[tid], batch) for tid, batch in by_target.items()], stage)
         except asyncio.CancelledError:
             state.shared_state.discard()  # the superstep is lost: nothing of it commits
-            raise
-        finally:
-            self.in_handlers = False
+            raise  # (in_handlers stays set: the run is over)
+        self.in_handlers = False
         for executor_id, error in failures:
             if error is not None:
                 state.shared_state.discard()
@@ -206,8 +207,9 @@ class Runner:
         except SuperstepFailed:
             state.shared_state.discard()
             raise
-        for warning in dropped:
-            self.emit(warning)
+        if dropped:
+            for warning in dropped:
+                self.emit(warning)
 
         # 3. commit
         state.pending = pending
@@ -245,7 +247,7 @@ class Runner:
     async def _run_executor(self, executor: Executor, batch: list[Message],
                             stage: SuperstepStage) -> BaseException | None:
         """Deliver ``batch`` to ``executor`` in order; return the error a handler raised."""
-        ctx = WorkflowContext(self.state, stage, executor.id, self.emit, self._requested)
+        ctx = WorkflowContext(self.state, stage, executor.id, self.emit)
         emit = self.emit
         for message in batch:
             emit(ExecutorInvokedEvent(executor.id, message.data))
@@ -275,14 +277,14 @@ class Runner:
         return None
 
     def _route(self, stage: SuperstepStage, order: dict[str, Any]
-               ) -> tuple[list[Message], dict, list[WorkflowWarningEvent]]:
+               ) -> tuple[list[Message], dict, list[WorkflowWarningEvent] | None]:
         """Turn what each executor sent into next superstep's deliveries, in a deterministic
         order (executors in delivery order, each one's messages in send order), and a
-        warning for each message dropped because no edge delivers it."""
+        warning for each message dropped because no edge delivers it (None if none was)."""
         graph = self.graph
         executors = graph.executors
         pending: list[Message] = []
-        dropped: list[WorkflowWarningEvent] = []
+        dropped: list[WorkflowWarningEvent] | None = None
         fan_in = self.state.fan_in
         if graph.fan_in_groups:  # copy: a failing superstep must leave buffers untouched
             fan_in = {gid: {src: list(items) for src, items in buffers.items()}
@@ -314,6 +316,8 @@ class Runner:
                 if not delivered:
                     warning = self._undeliverable(source_id, data, target_id, groups, routed)
                     if warning is not None:
+                        if dropped is None:
+                            dropped = []
                         dropped.append(warning)
         for group in graph.fan_in_groups:
             buffers = fan_in.get(group.buffer_id)
@@ -361,7 +365,7 @@ class Runner:
             await self.pace()  # a closed stream: the change is made all the same
         self.set_status(status)
 
-    async def _requested(self) -> None:
+    async def request_made(self) -> None:
         """A handler made a request: the run in progress now has one pending. Reported
         right after that ``request_info`` event, as MAF does, also when the superstep
         making it is the run's last."""
