@@ -27,7 +27,7 @@ from ..diagram import layout
 from ..request_items import request_item
 from ..run_windows import (RunPageView, checkpoint_page, event_window, executor_states,
                            newest_superstep, timeline)
-from ..values import plain_json
+from ..values import plain, plain_json
 
 RUN_PARTS = ("header", "requests", "checkpoints", "outputs", "history", "branches")
 HISTORY_SHOWN = 20  # newest operator actions on a run page; the admin lists them all
@@ -111,11 +111,14 @@ def _run_facts(run: Run) -> dict[str, Any]:
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
-        "previous_error": (last_resume or {}).get("error", ""),
+        "previous_error": plain((last_resume or {}).get("error", "")),
+        # Through plain(), as every stored value a page shows: text no page can encode is
+        # made readable there.
         "warnings": [{"seq": w["seq"], "superstep": w["superstep"],
                       "executor_id": w["executor_id"],
-                      "message": (w["data"] or {}).get("message", "")
-                      if isinstance(w["data"], dict) else str(w["data"])} for w in warnings],
+                      "message": plain((w["data"] or {}).get("message", "")
+                                       if isinstance(w["data"], dict) else str(w["data"]))}
+                     for w in warnings],
     }
 
 
