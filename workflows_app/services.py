@@ -28,6 +28,8 @@ from . import lifecycle, permissions, registry
 from .checkpoint_rows import CheckpointWriter
 from .conf import stepstone_settings
 from .engine import WorkflowCheckpoint, WorkflowCheckpointError
+from .engine import edits as checkpoint_edits
+from .engine.edits import CheckpointEditError, edit_checkpoint
 from .engine.encoding import decode_type, encode_value
 from .engine.errors import WorkflowError
 # Callers catch the refusals as services.Conflict and the like: they are part of this API.
@@ -262,6 +264,129 @@ def rehydrate_run(run_id: Any, checkpoint_id: Any, user: Any = None) -> Run:
         run.workflow, action=ActionKind.REHYDRATE, user=user, input=run.input, parent_run=run,
         source_checkpoint=checkpoint, current_superstep=checkpoint.superstep,
         detail={"source_run": str(run.pk), "superstep": checkpoint.superstep})
+
+
+# The edits ``fork_checkpoint`` takes, by their "op", and the fields each needs.
+EDIT_OPS: dict[str, tuple[str, ...]] = {
+    "set_shared_state": ("key", "value"),
+    "set_executor_state": ("executor_id", "key", "value"),
+    "replace_executor_state": ("executor_id", "state"),
+    "replace_message": ("index", "data"),
+    "remove_message": ("index",),
+}
+
+
+@transaction.atomic
+def fork_checkpoint(checkpoint_id: Any, edits: Any, user: Any = None) -> Run:
+    """A new run, linked to the checkpoint's run, that starts from an edited copy of
+    ``checkpoint_id`` (edit-and-fork).
+
+    ``edits`` is a list of objects, each with an ``op`` (a key of ``EDIT_OPS``) and its
+    fields; values are JSON, turned into the type of the value they replace (a registered
+    dataclass, enum or pydantic model; a pending message's data into a type its target
+    accepts, a response in flight into its response type). The edited checkpoint (kind
+    ``edited``, ``previous`` = the source) is the new run's first row and head; the fork is
+    in the new run's activity trail with the changes. Refused edits change nothing
+    (``InvalidInput`` naming each problem)."""
+    row = Checkpoint.objects.select_related("run__workflow").filter(pk=str(checkpoint_id)).first()
+    if row is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    _check_graph(row.run, row)
+    _, definition = _registered_workflow(row.run.workflow.name)
+    workflow = definition.build()
+    try:
+        source = WorkflowCheckpoint.from_dict(row.decoded())
+        outputs = row.record()["outputs"]
+    except WorkflowCheckpointError as error:
+        raise Conflict(f"checkpoint {checkpoint_id} cannot be read: {error}") from None
+    _storable(edits, "edits")  # before anything recurses through it
+    parsed = [_edit_of(edit, index, source, workflow) for index, edit in enumerate(_list_of(edits))]
+    person = getattr(user, "get_username", lambda: None)()
+    try:
+        edited = edit_checkpoint(source, parsed, author=person or None, workflow=workflow)
+    except CheckpointEditError as error:
+        raise InvalidInput(f"edits: {error}") from None
+    changes = edited.metadata["edit"]["changes"]
+    _storable(changes, "edits", max_depth=None)  # the encoding adds levels of its own
+    run = lifecycle.create_run(
+        row.run.workflow, action=ActionKind.FORK, user=user, input=row.run.input,
+        parent_run=row.run, source_checkpoint=row, current_superstep=row.superstep,
+        detail={"source_run": str(row.run_id), "superstep": row.superstep,
+                "edited_checkpoint": edited.checkpoint_id, "changes": changes})
+    stored = CheckpointWriter(run.pk).row(edited, outputs)  # stored whole: the run's first
+    stored.save(force_insert=True)
+    Run.objects.filter(pk=run.pk).update(head_checkpoint=stored)
+    run.refresh_from_db()
+    return run
+
+
+def _list_of(edits: Any) -> list[Any]:
+    if not isinstance(edits, list) or not edits:
+        raise InvalidInput("edits: a non-empty list of edits is required")
+    return edits
+
+
+def _edit_of(edit: Any, index: int, source: WorkflowCheckpoint, workflow: Any) -> Any:
+    """The engine edit for one JSON ``edit``, its values turned into the types they replace."""
+    where = f"edits[{index}]"
+    if not isinstance(edit, dict) or edit.get("op") not in EDIT_OPS:
+        raise InvalidInput(f"{where}.op: must be one of {', '.join(EDIT_OPS)}")
+    op = edit["op"]
+    for name in EDIT_OPS[op]:
+        if name not in edit:
+            raise InvalidInput(f"{where}.{name}: required for {op}")
+    unknown = sorted(set(edit) - set(EDIT_OPS[op]) - {"op"})
+    if unknown:
+        raise InvalidInput(f"{where}: unknown fields for {op}: {', '.join(unknown)}")
+    for name in ("key", "executor_id"):
+        if name in edit and not isinstance(edit[name], str):
+            raise InvalidInput(f"{where}.{name}: must be text")
+    if "index" in edit and (type(edit["index"]) is not int):
+        raise InvalidInput(f"{where}.index: must be an integer")
+    try:
+        if op == "set_shared_state":
+            current = source.shared_state.get(edit["key"])
+            return checkpoint_edits.SetSharedState(edit["key"], _typed(edit["value"], current,
+                                                            f"{where}.value"))
+        if op == "set_executor_state":
+            current = source.executor_states.get(edit["executor_id"], {}).get(edit["key"])
+            return checkpoint_edits.SetExecutorState(edit["executor_id"], edit["key"],
+                                          _typed(edit["value"], current, f"{where}.value"))
+        if op == "replace_executor_state":
+            state, before = edit["state"], source.executor_states.get(edit["executor_id"], {})
+            if isinstance(state, dict):
+                state = {key: _typed(value, before.get(key), f"{where}.state.{key}")
+                         for key, value in state.items()}
+            return checkpoint_edits.ReplaceExecutorState(edit["executor_id"], state)
+        if op == "replace_message":
+            return checkpoint_edits.ReplaceMessage(edit["index"], _message_data(
+                edit["data"], edit["index"], source, workflow, f"{where}.data"))
+        return checkpoint_edits.RemoveMessage(edit["index"])
+    except (InvalidValue, WorkflowError) as error:
+        raise InvalidInput(str(error)) from None
+
+
+def _typed(value: Any, current: Any, what: str) -> Any:
+    """JSON ``value`` as the type of ``current`` when that is not a JSON type (a dataclass,
+    enum, tuple, date...); JSON as it is otherwise."""
+    if current is None or type(current) in (dict, list, str, int, float, bool):
+        return value
+    return coerce(value, type(current), what=what)
+
+
+def _message_data(value: Any, index: int, source: WorkflowCheckpoint, workflow: Any,
+                  what: str) -> Any:
+    if not 0 <= index < len(source.messages):
+        return value  # the engine refuses the index, naming it
+    message = source.messages[index]
+    if message.get("request") is not None:
+        return coerce(value, message["request"]["response_type"], what=what)
+    target = workflow.executors.get(message["target_id"])
+    types = list(target.input_types) if target is not None else []
+    current = type(message["data"])
+    if current not in types and current not in (dict, list, str, int, float, bool, type(None)):
+        types.insert(0, current)
+    return coerce_any(value, types, what=what) if types else value
 
 
 @transaction.atomic

@@ -43,6 +43,7 @@ class CheckpointKind(models.TextChoices):
     ENTRY = "entry", "Entry"  # superstep 0, holds the run's input
     SUPERSTEP = "superstep", "Superstep"  # end of a superstep
     RESPONSE = "response", "Response"  # responses delivered to pending requests
+    EDITED = "edited", "Edited"  # an operator's edits of another checkpoint (edit-and-fork)
 
 
 class RequestStatus(models.TextChoices):
@@ -57,6 +58,7 @@ class ActionKind(models.TextChoices):
     START = "start", "Started"
     RESUME = "resume", "Resumed"
     REHYDRATE = "rehydrate", "Rehydrated"
+    FORK = "fork", "Forked"  # a new run from an edited copy of a checkpoint
     CANCEL = "cancel", "Cancelled"
     ANSWER = "answer", "Answered"
     IMPORT = "import", "Imported"
