@@ -119,3 +119,50 @@ def test_a_fork_of_a_fork_chains_its_lineage(loop, execute):
          "state": {"total": 20, "seen": [1]}}])
     assert second.head_checkpoint.previous_id == first.head_checkpoint_id
     assert execute(second).outputs == [25]
+
+
+# --------------------------------------------------------------------------- the API
+def _client(user):
+    from rest_framework.test import APIClient
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_the_api_forks_a_checkpoint_into_a_new_run(loop, users, execute):
+    run, source = loop
+    edits = [{"op": "set_executor_state", "executor_id": "counter", "key": "total", "value": 50}]
+    created = _client(users.operator).post(f"/api/checkpoints/{source.pk}/fork/",
+                                           {"edits": edits}, format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["status"] == "queued" and body["parent_run"] == str(run.pk)
+    assert body["source_checkpoint"] == source.pk
+    assert execute(Run.objects.get(pk=body["id"])).outputs == [55]
+
+
+@pytest.mark.parametrize("who, body, status, says", [
+    ("viewer", {"edits": [{"op": "remove_message", "index": 0}]}, 403, ""),
+    ("operator", {}, 400, "edits"),
+    ("operator", {"edits": []}, 400, "edits"),
+    ("operator", {"edits": [{"op": "set_shared_state", "key": "nope", "value": 1}]}, 400,
+     "shared state has no key 'nope'"),
+])
+def test_the_api_refuses_forks_and_changes_nothing(loop, users, who, body, status, says):
+    _, source = loop
+    before = _counts()
+    answer = _client(getattr(users, who)).post(f"/api/checkpoints/{source.pk}/fork/", body,
+                                               format="json")
+    assert answer.status_code == status, answer.content
+    assert says in answer.content.decode()
+    assert _counts() == before
+
+
+def test_the_api_says_404_and_409(loop, users):
+    _, source = loop
+    client = _client(users.operator)
+    edits = {"edits": [{"op": "remove_message", "index": 0}]}
+    assert client.post("/api/checkpoints/nope/fork/", edits, format="json").status_code == 404
+    Checkpoint.objects.filter(pk=source.pk).update(graph_signature_hash="0" * 64)
+    answer = client.post(f"/api/checkpoints/{source.pk}/fork/", edits, format="json")
+    assert answer.status_code == 409 and "changed since" in answer.json()["detail"]

@@ -67,6 +67,14 @@ class CheckpointInput(serializers.Serializer):
     checkpoint_id = serializers.CharField(max_length=64)
 
 
+class ForkInput(serializers.Serializer):
+    edits = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=False,
+        help_text='the edits, each an object with an "op" (set_shared_state: key, value; '
+                  'set_executor_state: executor_id, key, value; replace_executor_state: '
+                  'executor_id, state; replace_message: index, data; remove_message: index)')
+
+
 class RespondInput(serializers.Serializer):
     response = serializers.JSONField(help_text="the answer, of the request's response type")
 

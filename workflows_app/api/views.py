@@ -146,6 +146,16 @@ class CheckpointViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         """A portable document; ``POST /api/checkpoints/import/`` reads it anywhere."""
         return Response(services.export_checkpoint(self.get_object().pk))
 
+    @extend_schema(request=s.ForkInput, responses={201: s.RunSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[CanOperate],
+            serializer_class=s.ForkInput, parser_classes=[JSONParser])
+    def fork(self, request, pk=None):
+        """Edit-and-fork: a new run from an edited copy of this checkpoint (kind
+        ``edited``); refused edits are 400 and change nothing."""
+        data = _valid(s.ForkInput, request)
+        run = services.fork_checkpoint(self.get_object().pk, data["edits"], request.user)
+        return Response(s.RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
     # The document is JSON only, and the browsable API's form is the document's (not the
     # Checkpoint model's): it offers the raw JSON form, pre-filled with the export's fields.
     @extend_schema(request=s.ImportInput, responses={201: s.RunSerializer})
