@@ -22,4 +22,6 @@ urlpatterns = [
     path("checkpoints/<str:checkpoint_id>/", checkpoints.checkpoint_detail, name="checkpoint"),
     path("checkpoints/<str:checkpoint_id>/export/", checkpoints.checkpoint_export,
          name="checkpoint-export"),
+    path("checkpoints/<str:checkpoint_id>/fork/", checkpoints.checkpoint_fork,
+         name="checkpoint-fork"),
 ]

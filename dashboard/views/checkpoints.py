@@ -253,3 +253,121 @@ def _imported(body: dict[str, Any], run: Any) -> str:
     else:
         text += "; resume it from its checkpoint to continue, or rehydrate a new run from it"
     return text + "."
+
+
+# --------------------------------------------------------------------------- edit and fork
+@dataclass
+class ForkField:
+    """One JSON editor of the edit-and-fork form: ``text`` is what it shows (the current
+    plain value, or what was submitted), ``current`` the plain value it started from."""
+
+    name: str
+    label: str
+    text: str
+    current: Any
+    removable: bool = False  # a pending message, which can be dropped
+    removed: bool = False
+
+
+def fork_fields(document: dict[str, Any]) -> list[ForkField]:
+    """The editors for a checkpoint document: shared state (one object), each executor's
+    state and each pending message's data, pre-filled with their plain JSON."""
+    fields = []
+    shared = plain(document.get("shared_state") or {})
+    if shared:
+        fields.append(ForkField("shared_state", "Shared state", _editor_text(shared), shared))
+    for executor_id, state in sorted((document.get("executor_states") or {}).items()):
+        value = plain(state)
+        fields.append(ForkField(f"state:{executor_id}", f"Executor “{executor_id}” state",
+                                _editor_text(value), value))
+    for index, message in enumerate(document.get("messages") or []):
+        value = plain(message.get("data"))
+        target = message.get("target_id")
+        what = "response" if message.get("request") else "message"
+        fields.append(ForkField(f"message:{index}", f"Pending {what} {index} to “{target}”",
+                                _editor_text(value), value, removable=True))
+    return fields
+
+
+def _editor_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2)
+
+
+def fork_edits(fields: list[ForkField], form: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The service's edits for the submitted ``form`` (each editor that changed), and the
+    problems of editors that hold no JSON or change what cannot change; the fields are
+    updated to show what was submitted."""
+    edits: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for item in fields:
+        item.text = form.get(item.name, item.text)
+        item.removed = item.removable and bool(form.get(f"remove:{item.name}"))
+        kind, _, name = item.name.partition(":")
+        if item.removed:
+            edits.append({"op": "remove_message", "index": int(name)})
+            continue
+        try:
+            value = load_json(item.text)
+        except (json.JSONDecodeError, TooDeep) as error:
+            reason = too_deep_message("it") if isinstance(error, TooDeep) else (
+                f"{error.msg} at line {error.lineno}, column {error.colno}")
+            problems.append(f"{item.label}: not JSON: {reason}")
+            continue
+        if value == item.current:
+            continue
+        if kind == "message":
+            edits.append({"op": "replace_message", "index": int(name), "data": value})
+        elif not isinstance(value, dict):
+            problems.append(f"{item.label}: must be a JSON object")
+        elif kind == "shared_state":
+            gone = sorted(set(item.current) - set(value))
+            if gone:
+                problems.append(f"{item.label}: keys cannot be removed ({', '.join(gone)})")
+            edits.extend({"op": "set_shared_state", "key": key, "value": new}
+                         for key, new in value.items()
+                         if key not in item.current or item.current[key] != new)
+        elif set(value) == set(item.current):  # key by key: the history names each
+            edits.extend({"op": "set_executor_state", "executor_id": name, "key": key,
+                          "value": new} for key, new in value.items()
+                         if item.current[key] != new)
+        else:
+            edits.append({"op": "replace_executor_state", "executor_id": name, "state": value})
+    return edits, problems
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checkpoint_fork(request, checkpoint_id: str):
+    """GET: the edit-and-fork form of a checkpoint, its editors pre-filled. POST: fork it
+    with the changed editors (``services.fork_checkpoint``) and show the new run; refused
+    edits are shown on the form again (400) and nothing is created."""
+    require(request, permissions.can_operate)
+    checkpoint = get_object_or_404(
+        Checkpoint.objects.select_related("run__workflow").defer("document"), pk=checkpoint_id)
+    try:
+        fields = fork_fields(checkpoint.decoded())
+    except WorkflowCheckpointError as error:  # names the corrupt row
+        return _fork_page(request, checkpoint, [], [str(error)], status=409)
+    if request.method == "GET":
+        return _fork_page(request, checkpoint, fields, [])
+    edits, problems = fork_edits(fields, request.POST)
+    if not problems and not edits:
+        problems = ["nothing was changed: edit a value (or remove a message) first"]
+    if not problems:
+        try:
+            run = services.fork_checkpoint(checkpoint.pk, edits, request.user)
+        except services.ServiceError as error:
+            problems = [str(error)]
+        else:
+            messages.success(request, f"Forked from checkpoint {checkpoint.pk[:8]} (superstep "
+                                      f"{checkpoint.superstep}) with your edits: this is the "
+                                      f"new run.")
+            return redirect("dashboard:run", run_id=run.pk)
+    return _fork_page(request, checkpoint, fields, problems, status=400)
+
+
+def _fork_page(request, checkpoint: Checkpoint, fields: list[ForkField], problems: list[str],
+               status: int = 200):
+    return render(request, "dashboard/checkpoint_fork.html", {
+        "checkpoint": checkpoint, "run": checkpoint.run, "fields": fields,
+        "problems": problems}, status=status)

@@ -171,6 +171,14 @@ def _action_item(action) -> dict[str, Any]:
                 f"({detail.get('bytes')} bytes), keeping the newest {detail.get('keep')}")
     elif kind == "import":
         text = f"imported it from checkpoint {action.checkpoint_id[:8]}"
+    elif kind == "fork":
+        changes = "; ".join(
+            f"{c.get('path')} " + (f"from {plain_json(c.get('before'))} to "
+                                   f"{plain_json(c.get('after'))}" if "after" in c else "removed")
+            for c in detail.get("changes") or [])
+        text = (f"forked it from checkpoint {action.checkpoint_id[:8]} of run "
+                f"{str(detail.get('source_run', ''))[:8]} at superstep {detail.get('superstep')}"
+                f", editing {changes or 'nothing'}")
     else:
         text = "started it"
     return {"action": action, "who": action.username or "the system", "text": text}

@@ -1,0 +1,119 @@
+"""The edit-and-fork page of a checkpoint: editors pre-filled with plain JSON, refusals shown
+on the form with nothing created, and a fork that lands on the new run's page, whose history
+says who forked it from which checkpoint with what changes."""
+
+import html
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from workflows_app import services
+from workflows_app.models import Checkpoint, OperatorAction, PendingRequest, Run
+from workflows_app.states import RunStatus
+
+
+@pytest.fixture(autouse=True)
+def _quiet(quiet_channels):
+    """Pages are checked here; their websockets in test_consumers.py."""
+
+
+@pytest.fixture
+def source(execute):
+    """Superstep 2 of a completed 3-round long loop (output 6): the counter's total is 1
+    and Tick(1) waits for the ticker."""
+    run = execute(services.start_run("long-loop", {"rounds": 3}))
+    assert run.outputs == [6]
+    return run.checkpoints.get(superstep=2)
+
+
+def _rows():
+    return (Run.objects.count(), Checkpoint.objects.count(), PendingRequest.objects.count(),
+            OperatorAction.objects.count())
+
+
+def _editors(page: str) -> dict[str, str]:
+    return {name: html.unescape(text) for name, text in
+            re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S)}
+
+
+def _url(checkpoint) -> str:
+    return reverse("dashboard:checkpoint-fork", args=[checkpoint.pk])
+
+
+def test_operators_are_offered_edit_and_fork_and_viewers_are_not(client, member, source):
+    member("operators")
+    page = client.get(reverse("dashboard:checkpoint", args=[source.pk])).content.decode()
+    assert _url(source) in page and "Edit and fork" in page
+    member("viewers")
+    page = client.get(reverse("dashboard:checkpoint", args=[source.pk])).content.decode()
+    assert _url(source) not in page
+    assert client.get(_url(source)).status_code == 403
+    before = _rows()
+    assert client.post(_url(source), {"state:counter": "{}"}).status_code == 403
+    assert _rows() == before
+
+
+def test_the_editors_hold_the_current_values_as_plain_json(client, member, source):
+    member("operators")
+    page = client.get(_url(source))
+    assert page.status_code == 200
+    editors = _editors(page.content.decode())
+    assert json.loads(editors["state:counter"]) == {"seen": [1], "total": 1}
+    assert json.loads(editors["state:ticker"]) == {"sent": 1}
+    assert json.loads(editors["message:0"]) == {"n": 1, "rounds": 3, "fail_at": None,
+                                                "step_ms": 0}
+    assert 'name="remove:message:0"' in page.content.decode()
+
+
+def test_a_fork_lands_on_the_new_run_whose_history_says_who_changed_what(
+        client, member, source, execute):
+    user = member("operators")
+    editors = _editors(client.get(_url(source)).content.decode())
+    editors["state:counter"] = json.dumps({"seen": [1], "total": 100})
+    answer = client.post(_url(source), editors)
+    assert answer.status_code == 302
+    fork = Run.objects.exclude(pk=source.run_id).get()
+    assert answer["Location"] == reverse("dashboard:run", args=[fork.pk])
+    assert fork.head_checkpoint.kind == "edited" and fork.head_checkpoint.previous_id == source.pk
+
+    page = client.get(answer["Location"]).content.decode()
+    assert f"Forked from checkpoint {source.pk[:8]}" in page
+    history = html.unescape(page)
+    assert (f"forked it from checkpoint {source.pk[:8]} of run {str(source.run_id)[:8]} at "
+            f"superstep 2, editing executor_states.counter.total from 1 to 100") in history
+    assert user.get_username() in history
+    assert execute(fork).outputs == [105]
+
+
+def test_a_removed_message_forks_a_run_with_nothing_to_do(client, member, source, execute):
+    member("operators")
+    editors = _editors(client.get(_url(source)).content.decode())
+    answer = client.post(_url(source), {**editors, "remove:message:0": "on"})
+    assert answer.status_code == 302
+    fork = Run.objects.exclude(pk=source.run_id).get()
+    done = execute(fork)
+    assert done.status == RunStatus.COMPLETED and done.outputs == []
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({}, "nothing was changed"),
+    ({"state:counter": "{not json"}, "Executor “counter” state: not JSON"),
+    ({"state:counter": "[1]"}, "must be a JSON object"),
+    ({"message:0": json.dumps({"n": "two"})}, "edits[0].data"),
+    ({"state:counter": json.dumps({"seen": [1], "total": 1, "extra": 2}),
+      "message:0": "3"}, "edits[1].data"),
+])
+def test_refused_edits_are_shown_on_the_form_and_change_nothing(client, member, source, change,
+                                                                 problem):
+    member("operators")
+    editors = _editors(client.get(_url(source)).content.decode())
+    before = _rows()
+    answer = client.post(_url(source), {**editors, **change})
+    assert answer.status_code == 400
+    page = html.unescape(answer.content.decode())
+    assert "Nothing was forked" in page and problem in page
+    for name, text in change.items():  # what was submitted is kept
+        assert _editors(answer.content.decode())[name] == text
+    assert _rows() == before
