@@ -18,10 +18,12 @@ from .events import (CheckpointInfo, ExecutorCompletedEvent, ExecutorFailedEvent
                      WorkflowWarningEvent)
 from .executors import Executor, FunctionExecutor, executor, handler, response_handler
 from .storage import CheckpointStorage, FileCheckpointStorage, InMemoryCheckpointStorage
+from .subworkflows import WorkflowExecutor
 from .workflow import Workflow
 
 __all__ = [
     "Executor", "FunctionExecutor", "handler", "response_handler", "executor",
+    "WorkflowExecutor",
     "WorkflowBuilder", "Workflow", "WorkflowContext", "Case", "Default",
     "WorkflowEvent", "WorkflowRunState", "WorkflowRunResult", "CheckpointInfo",
     "WorkflowStartedEvent", "WorkflowStatusEvent", "SuperstepStartedEvent",

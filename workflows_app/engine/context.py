@@ -28,7 +28,7 @@ class WorkflowContext:
     messages or outputs of other types.
     """
 
-    __slots__ = ("executor_id", "_state", "_stage", "_emit", "_outbox", "_spec")
+    __slots__ = ("executor_id", "request_id", "_state", "_stage", "_emit", "_outbox", "_spec")
 
     def __class_getitem__(cls, params: Any) -> Any:
         # Any one or two parameters, without TypeVar machinery: only the annotation matters.
@@ -37,6 +37,9 @@ class WorkflowContext:
     def __init__(self, state: "RunState", stage: "SuperstepStage", executor_id: str,
                  emit: Callable[[WorkflowEvent], Any]) -> None:
         self.executor_id = executor_id
+        # The id of the request being answered, while a @response_handler runs (as MAF's
+        # ctx.request_id); None in other handlers.
+        self.request_id: str | None = None
         self._state = state
         self._stage = stage
         self._emit = emit

@@ -54,10 +54,21 @@ class WorkflowGraph:
             for source in group.sources:
                 self.outgoing.setdefault(source, []).append(group)
         self.fan_in_groups = [g for g in edge_groups if isinstance(g, FanInEdgeGroup)]
+        executor_lines = [f"{e.id}: {e.type_name}" for e in executors.values()]
+        edge_lines = [edge_group_signature(g) for g in edge_groups]
+        for e in executors.values():
+            # A sub-workflow's graph is part of this one (its state is in our checkpoints):
+            # its lines, prefixed with the wrapping executor's id, so a difference inside
+            # it is named like one outside.
+            inner = getattr(e, "subgraph_signature", None)
+            if inner is not None:
+                executor_lines += [f"{e.id}/{line}" for line in inner["executors"]]
+                edge_lines.append(f"{e.id}/start: {inner['start']}")
+                edge_lines += [f"{e.id}/{line}" for line in inner["edges"]]
         self.signature = {
             "start": start_executor_id,
-            "executors": sorted(f"{e.id}: {e.type_name}" for e in executors.values()),
-            "edges": sorted(edge_group_signature(g) for g in edge_groups),
+            "executors": sorted(executor_lines),
+            "edges": sorted(edge_lines),
         }
         self.signature_hash = hashlib.sha256(json.dumps(
             self.signature, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

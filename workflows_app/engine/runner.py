@@ -269,7 +269,11 @@ class Runner:
                             f"{type(request.data).__qualname__} with response "
                             f"{type(message.data).__qualname__}")
                     ctx._spec = spec
-                    await spec.func(executor, request.data, message.data, ctx)
+                    ctx.request_id = request.request_id
+                    try:
+                        await spec.func(executor, request.data, message.data, ctx)
+                    finally:
+                        ctx.request_id = None
             except Exception as error:
                 emit(ExecutorFailedEvent(executor.id, error))
                 return error
@@ -388,8 +392,17 @@ class Runner:
     async def write_checkpoint(self, kind: str) -> CheckpointInfo:
         """Save the committed state of the run; new checkpoints chain to the last one."""
         state = self.state
+        checkpoint = await self.build_checkpoint(kind)
+        await self.storage.save(checkpoint)
+        state.last_checkpoint_id = checkpoint.checkpoint_id
+        return CheckpointInfo(checkpoint.checkpoint_id, state.superstep)
+
+    async def build_checkpoint(self, kind: str) -> WorkflowCheckpoint:
+        """The committed state of the run as a checkpoint, calling the executors' save
+        hooks; saved nowhere (a sub-workflow's state travels inside its parent's)."""
+        state = self.state
         graph = self.graph
-        checkpoint = WorkflowCheckpoint(
+        return WorkflowCheckpoint(
             checkpoint_id=str(uuid.uuid4()),
             workflow_name=self.workflow_name,
             graph_signature_hash=graph.signature_hash,
@@ -403,9 +416,6 @@ class Runner:
             fan_in_buffers=state.fan_in,
             metadata={"kind": kind, "graph": graph.signature},
         )
-        await self.storage.save(checkpoint)
-        state.last_checkpoint_id = checkpoint.checkpoint_id
-        return CheckpointInfo(checkpoint.checkpoint_id, state.superstep)
 
     async def _executor_states(self) -> dict[str, dict[str, Any]]:
         kept = self.state.executor_states
