@@ -11,7 +11,7 @@ import json
 import uuid
 
 from django.contrib import admin, messages
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -194,9 +194,16 @@ class CheckpointAdmin(ReadOnlyAdmin):
     readonly_fields = ("checkpoint_id", "run_link", "workflow_name", "superstep", "branch",
                        "kind", "previous_link", "next_links", "graph_signature_hash", "stored_as",
                        "size_bytes", "json_bytes", "content_hash", "created_at",
-                       "diff_to_previous", "decoded_document")
+                       "diff_to_previous", "decoded_document", "edit_and_fork")
     exclude = ("document", "run", "previous", "base", "chain_position")
-    actions = ["resume_from", "rehydrate_from", "export"]
+    actions = ["resume_from", "rehydrate_from", "fork_from", "export"]
+
+    # Checkpoints are read-only here: editing one is the dashboard's edit-and-fork page,
+    # whose form checks each value against its type and starts the new run.
+    @admin.display(description="edit and fork")
+    def edit_and_fork(self, obj):
+        return format_html('<a href="{}">Edit this state and fork a new run from it</a>',
+                           reverse("dashboard:checkpoint-fork", args=[obj.pk]))
 
     @admin.display(description="run")
     def run_link(self, obj):
@@ -263,6 +270,14 @@ class CheckpointAdmin(ReadOnlyAdmin):
             self.message_user(request, format_html("Rehydrated into run {}.", _link(run)))
         except services.ServiceError as error:
             self.message_user(request, str(error), messages.ERROR)
+
+    @admin.action(description="Edit and fork a new run from this checkpoint",
+                  permissions=["operate"])
+    def fork_from(self, request, queryset):
+        checkpoint = self._one(request, queryset)
+        if checkpoint is None:
+            return None
+        return HttpResponseRedirect(reverse("dashboard:checkpoint-fork", args=[checkpoint.pk]))
 
     @admin.action(description="Export this checkpoint as JSON", permissions=["view"])
     def export(self, request, queryset):

@@ -166,3 +166,17 @@ def test_the_api_says_404_and_409(loop, users):
     Checkpoint.objects.filter(pk=source.pk).update(graph_signature_hash="0" * 64)
     answer = client.post(f"/api/checkpoints/{source.pk}/fork/", edits, format="json")
     assert answer.status_code == 409 and "changed since" in answer.json()["detail"]
+
+
+# --------------------------------------------------------------------------- the admin
+def test_the_read_only_admin_links_a_checkpoint_to_its_edit_and_fork_page(loop, admin_client):
+    from django.urls import reverse
+    _, source = loop
+    fork_page = reverse("dashboard:checkpoint-fork", args=[source.pk])
+    page = admin_client.get(reverse("admin:workflows_app_checkpoint_change", args=[source.pk]))
+    assert page.status_code == 200 and fork_page in page.content.decode()
+    before = _counts()
+    chosen = admin_client.post(reverse("admin:workflows_app_checkpoint_changelist"),
+                               {"action": "fork_from", "_selected_action": [source.pk]})
+    assert chosen.status_code == 302 and chosen["Location"] == fork_page
+    assert _counts() == before  # the page forks, once the operator has edited
