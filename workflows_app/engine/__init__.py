@@ -7,6 +7,7 @@ from .builder import WorkflowBuilder
 from .checkpoints import WorkflowCheckpoint
 from .context import WorkflowContext
 from .edges import Case, Default
+from .edits import CheckpointEditError, edit_checkpoint
 from .encoding import register_checkpoint_type
 from .errors import (WorkflowCheckpointError, WorkflowConvergenceError, WorkflowError,
                      WorkflowRunError, WorkflowValidationError)
@@ -30,6 +31,7 @@ __all__ = [
     "SuperstepCompletedEvent", "ExecutorInvokedEvent", "ExecutorCompletedEvent",
     "ExecutorFailedEvent", "WorkflowOutputEvent", "RequestInfoEvent", "WorkflowFailedEvent",
     "WorkflowStoppedEvent", "WorkflowWarningEvent",
+    "edit_checkpoint", "CheckpointEditError",
     "WorkflowCheckpoint", "CheckpointStorage", "InMemoryCheckpointStorage",
     "FileCheckpointStorage", "register_checkpoint_type",
     "WorkflowError", "WorkflowCheckpointError", "WorkflowConvergenceError",
