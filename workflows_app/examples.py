@@ -8,6 +8,8 @@
   merges their counts (fan-in).
 - ``ticket-router``: a switch-case group routes tickets by priority and topic; the desks read
   the service levels the triage step put in shared state.
+- ``document-pipeline``: an intake step, then the document-review workflow as one step (a
+  sub-workflow: its review requests are the pipeline run's), then an archive step.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Annotated, Never
 from pydantic import Field
 
 from .engine import (Case, Default, Executor, Workflow, WorkflowBuilder, WorkflowContext,
-                     handler, response_handler)
+                     WorkflowExecutor, handler, response_handler)
 from .registry import register_workflow
 
 
@@ -301,4 +303,44 @@ def build_ticket_router() -> Workflow:
             .add_switch_case_edge_group(triage, [Case(is_urgent, urgent),
                                                  Case(is_billing, billing),
                                                  Default(general)])
+            .build())
+
+
+# --------------------------------------------------------------------------- document pipeline
+@dataclass
+class PipelineInput:
+    title: Title
+    body: Body = ""
+    audience: Annotated[str, Field(min_length=1, max_length=200)] = "everyone"
+
+
+class Intake(Executor):
+    """Notes the audience and hands the draft to the review sub-workflow."""
+
+    @handler
+    async def take(self, request: PipelineInput, ctx: WorkflowContext[ReviewInput]) -> None:
+        await ctx.set_shared_state("audience", request.audience)
+        body = request.body or f"A first draft about {request.title}, for {request.audience}."
+        await ctx.send_message(ReviewInput(request.title, body))
+
+
+class Archive(Executor):
+    """Files what the review published."""
+
+    @handler
+    async def file(self, published: str, ctx: WorkflowContext[Never, str]) -> None:
+        audience = await ctx.get_shared_state("audience", "everyone")
+        await ctx.yield_output(f"{published}, sent to {audience}")
+
+
+@register_workflow("document-pipeline", title="Document pipeline",
+                   description="Intake, then the document review as a sub-workflow (its "
+                               "requests are this run's), then the archive.")
+def build_document_pipeline() -> Workflow:
+    intake, archive = Intake("intake"), Archive("archive")
+    # A new document-review instance per pipeline instance: it holds the review's state.
+    review = WorkflowExecutor(build_document_review(), id="review")
+    return (WorkflowBuilder(name="document-pipeline", start_executor=intake)
+            .add_edge(intake, review)
+            .add_edge(review, archive)
             .build())

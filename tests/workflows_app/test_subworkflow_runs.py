@@ -1,0 +1,50 @@
+"""A run of a workflow holding a sub-workflow (``document-pipeline``: the document review as
+one step), executed as a worker executes it: the request made inside the review is a request
+of the pipeline run, answered with ``services.respond``, and the review continues inside."""
+
+import pytest
+
+from workflows_app import services
+from workflows_app.models import Checkpoint
+from workflows_app.states import RequestStatus, RunStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_request_inside_the_sub_workflow_is_answered_through_the_run(execute, operator):
+    run = execute(services.start_run("document-pipeline", {"title": "Q3", "audience": "board"}))
+    assert run.status == RunStatus.WAITING
+    request = run.requests.get()
+    assert request.request_id.startswith("review/")
+    assert request.source_executor_id == "review"
+    assert request.request_data["fields"]["revision"] == 1
+    assert request.response_schema["properties"]["approved"]["type"] == "boolean"
+
+    services.respond(request.pk, {"approved": False, "comment": "shorter"}, operator)
+    run = execute(run)
+    assert run.status == RunStatus.WAITING
+    second = run.requests.get(status=RequestStatus.OPEN)
+    assert second.request_id.startswith("review/") and second.request_id != request.request_id
+    assert second.request_data["fields"]["revision"] == 2  # the review's loop ran inside
+
+    services.respond(second.pk, {"approved": True}, operator)
+    run = execute(run)
+    assert run.status == RunStatus.COMPLETED
+    assert run.outputs == ["published 'Q3' (revision 2), sent to board"]
+
+
+def test_a_rehydrated_run_answers_the_request_pending_inside(execute, operator):
+    run = execute(services.start_run("document-pipeline", {"title": "Q4"}))
+    waiting = Checkpoint.objects.get(pk=run.head_checkpoint_id)
+    services.respond(run.requests.get().pk, {"approved": True}, operator)
+    assert execute(run).outputs == ["published 'Q4' (revision 1), sent to everyone"]
+
+    # From the checkpoint taken while the review waited: the review's state comes back
+    # from the pipeline's checkpoint, and its request is open again in the new run.
+    again = execute(services.rehydrate_run(run.pk, waiting.pk, operator))
+    assert again.status == RunStatus.WAITING
+    request = again.requests.get(status=RequestStatus.OPEN)
+    assert request.request_id.startswith("review/")
+    services.respond(request.pk, {"approved": False, "comment": "again"}, operator)
+    again = execute(again)
+    assert again.requests.get(status=RequestStatus.OPEN).request_data["fields"]["revision"] == 2
