@@ -103,6 +103,9 @@ def checkpoint_detail(request, checkpoint_id: str):
             "checkpoint_id", "superstep", "run_id"),
         "first": run.checkpoints.order_by("created_at").only("checkpoint_id").first(),
         "imported_from": imported_from,
+        # An edited checkpoint (edit-and-fork) says who edited it; its previous checkpoint
+        # is the source, so the diff below is what they changed.
+        "edit": (document.get("metadata") or {}).get("edit"),
         "imported_from_stored": bool(imported_from) and Checkpoint.objects.filter(
             pk=imported_from).exists(),
         "problem": problem,

@@ -117,3 +117,19 @@ def test_refused_edits_are_shown_on_the_form_and_change_nothing(client, member, 
     for name, text in change.items():  # what was submitted is kept
         assert _editors(answer.content.decode())[name] == text
     assert _rows() == before
+
+
+def test_an_edited_checkpoint_says_who_edited_it_and_its_diff_is_the_edit(client, member,
+                                                                         source, operator):
+    fork = services.fork_checkpoint(source.pk, [
+        {"op": "set_executor_state", "executor_id": "counter", "key": "total", "value": 9}],
+        operator)
+    member("viewers")
+    page = html.unescape(client.get(reverse("dashboard:checkpoint",
+                                            args=[fork.head_checkpoint_id])).content.decode())
+    edited = re.sub(r"<[^>]+>", "", re.search(r'<dd class="edited-by">(.*?)</dd>', page).group(1))
+    assert edited == (f"by {operator.get_username()}, from checkpoint {source.pk[:8]} (run "
+                      f"{str(source.run_id)[:8]}): 1 change, the diff to the previous "
+                      f"checkpoint below")
+    diff = re.findall(r'<tr data-path="([^"]+)" data-change="([^"]+)">', page)
+    assert diff == [("executor_states.counter.total", "changed")]

@@ -180,3 +180,17 @@ def test_the_read_only_admin_links_a_checkpoint_to_its_edit_and_fork_page(loop, 
                                {"action": "fork_from", "_selected_action": [source.pk]})
     assert chosen.status_code == 302 and chosen["Location"] == fork_page
     assert _counts() == before  # the page forks, once the operator has edited
+
+
+def test_a_fork_of_a_waiting_checkpoint_waits_on_its_own_copy_of_the_requests(execute, operator):
+    review = execute(services.start_run("document-review", {"title": "Plan"}))
+    assert review.status == RunStatus.WAITING
+    fork = execute(services.fork_checkpoint(review.head_checkpoint_id, [
+        {"op": "set_shared_state", "key": "draft-1", "value": "An edited draft."}], operator))
+    assert fork.status == RunStatus.WAITING
+    assert fork.head_checkpoint.decoded()["shared_state"] == {"draft-1": "An edited draft."}
+    (request,) = fork.requests.open()
+    services.respond(request.pk, {"approved": True}, operator)
+    assert execute(fork).status == RunStatus.COMPLETED
+    assert Run.objects.get(pk=review.pk).status == RunStatus.WAITING  # the source still waits
+    assert review.requests.open().count() == 1
