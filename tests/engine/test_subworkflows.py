@@ -151,6 +151,16 @@ def test_a_workflow_with_its_own_storage_or_already_wrapped_is_refused(memory_st
         WorkflowExecutor(pingpong, id="second")
 
 
+async def test_with_allow_direct_output_the_inner_outputs_are_the_parent_outputs():
+    review = WorkflowExecutor(build_approval(), id="review", allow_direct_output=True)
+    assert review.send_types() == () and review.yield_types() == (dict,)
+    workflow = WorkflowBuilder(name="direct", start_executor=review).build()
+    await workflow.run("d")
+    result = await workflow.run(responses={"review/legal-d": True, "review/finance-d": True})
+    assert [(e.executor_id, e.data) for e in result if e.type == "output"] == [
+        ("review", {"draft": "d", "decisions": {"legal": True, "finance": True}})]
+
+
 # --------------------------------------------------------------------------- state in checkpoints
 async def test_inner_state_is_in_the_parent_checkpoint(storage):
     workflow = build_rounds(storage)

@@ -9,7 +9,9 @@ parent ("outer") workflow:
   ``max_iterations`` bounds them); each value it yields (``ctx.yield_output``) is then sent
   as a message of the executor in the parent graph, in the order yielded. So the executor
   sends what the inner executors declare they yield, and ``build()`` checks its edges
-  against that. Several messages in one superstep run the inner workflow once each, in order.
+  against that. With ``allow_direct_output=True`` (MAF's option) they are outputs of the
+  parent run instead, yielded by this executor, which then sends nothing. Several messages
+  in one superstep run the inner workflow once each, in order.
 - **Requests.** A request made inside surfaces as a pending request of the parent run (a
   ``request_info`` event of the parent, source executor: this executor), with the inner
   request's data and response type and the id ``"<executor id>/<inner request id>"``:
@@ -70,7 +72,7 @@ def _ignore(event: WorkflowEvent) -> None:
 class WorkflowExecutor(Executor):
     """An executor that runs ``workflow`` as a sub-workflow (see the module docstring)."""
 
-    def __init__(self, workflow: Workflow, id: str) -> None:
+    def __init__(self, workflow: Workflow, id: str, *, allow_direct_output: bool = False) -> None:
         super().__init__(id)
         if not isinstance(workflow, Workflow):
             raise WorkflowValidationError(
@@ -86,17 +88,20 @@ class WorkflowExecutor(Executor):
                 f"an instance keeps one run's state, so build another instance for '{id}'")
         workflow._wrapped_by = id
         self.workflow = workflow
-        # What the inner executors yield is what this executor sends; None when any of
-        # them does not declare it (then checked at run time only, as for any executor).
-        sends = _union_declared([e.yield_types() for e in workflow.executors.values()])
+        self.allow_direct_output = allow_direct_output
+        # What the inner executors yield is what this executor sends (or yields); None when
+        # any of them does not declare it (then checked at run time only, as for any
+        # executor).
+        produced = _union_declared([e.yield_types() for e in workflow.executors.values()])
+        sends, yields = ((), produced) if allow_direct_output else (produced, ())
         self._specs = [
             HandlerSpec("run_workflow", WorkflowExecutor._run_workflow, spec.message_type,
-                        sends, (), takes_context=True, class_only=spec.class_only)
+                        sends, yields, takes_context=True, class_only=spec.class_only)
             for spec in workflow.start_executor.handler_specs()]
         # Any request of this executor is one of the inner workflow's: the parent checked
         # the response against the inner request's response type already.
         self._response_specs = [ResponseHandlerSpec(
-            "answer_workflow", WorkflowExecutor._answer_workflow, Any, Any, sends, ())]
+            "answer_workflow", WorkflowExecutor._answer_workflow, Any, Any, sends, yields)]
 
     # -- what it is -----------------------------------------------------------------------
     def handler_specs(self) -> list[HandlerSpec]:
@@ -158,7 +163,10 @@ class WorkflowExecutor(Executor):
         """Send the inner run's outputs, then surface its new requests (as MAF: outputs first)."""
         for event in result:
             if event.type == "output":
-                await ctx.send_message(event.data)
+                if self.allow_direct_output:
+                    await ctx.yield_output(event.data)
+                else:
+                    await ctx.send_message(event.data)
             elif event.type == "warning":
                 await ctx.add_event(WorkflowWarningEvent(
                     f"sub-workflow '{self.workflow.name}' of executor '{self.id}': {event.data}",
