@@ -27,6 +27,12 @@ Workloads
             returns from on_checkpoint_save().
   fanout    dispatcher -> 16 workers (fan-out edge group) -> aggregator (fan-in edge group,
             receives one list) -> dispatcher; 20 rounds = 3 supersteps each + the final one.
+  subpingpong  a two-level pingpong: a hands the counter to b, a sub-workflow whose only
+            executor c is itself a sub-workflow (allow_direct_output) whose executor d logs
+            the count (as a player does) and yields it + 1, which b sends back to a; 201
+            supersteps of the outer run (a sees 0, 2, ... 200), d's log saved inside b's
+            state inside the outer checkpoints. Stepstone only: MAF's bench has no
+            counterpart yet.
   approval  prepare -> approver; the approver calls ctx.request_info() and the run stops in
             IDLE_WITH_PENDING_REQUESTS; a NEW workflow instance from the same factory is
             rehydrated with run(checkpoint_id=<pause checkpoint>, responses={...}) and
@@ -76,6 +82,7 @@ from workflows_app.engine import (  # noqa: E402
     InMemoryCheckpointStorage,
     WorkflowBuilder,
     WorkflowContext,
+    WorkflowExecutor,
     WorkflowRunState,
     handler,
     register_checkpoint_type,
@@ -87,7 +94,7 @@ PINGPONG_STEPS = 200
 FANOUT_WIDTH = 16
 FANOUT_ROUNDS = 20
 PAYLOAD = "x" * 100  # appended (with a counter prefix) to executor state per message
-WORKLOADS = ("pingpong", "fanout", "approval")
+WORKLOADS = ("pingpong", "fanout", "approval", "subpingpong")
 STORAGE_KINDS = ("none", "inmemory", "file", "file-nofsync")
 
 
@@ -313,6 +320,50 @@ class Store:
         return self.storage.stored_size(checkpoint.checkpoint_id)
 
 
+# =========================================================================== subpingpong
+class Turn(Executor):
+    """The innermost step of the two-level pingpong: logs the count, yields count + 1."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.log: list[str] = []
+
+    @handler
+    async def on_count(self, count: int, ctx: WorkflowContext[Never, int]) -> None:
+        self.log.append(f"{count:06d}:{PAYLOAD}")
+        await ctx.yield_output(count + 1)
+
+    async def on_checkpoint_save(self) -> dict[str, Any]:
+        return {"items": list(self.log)}
+
+    async def on_checkpoint_restore(self, state: dict[str, Any]) -> None:
+        self.log = list(state.get("items", []))
+
+
+def subpingpong_workflow(storage: Any, steps: int = PINGPONG_STEPS):
+    """a <-> b, b = sub-workflow [c = sub-workflow [d]]: ``steps + 1`` outer supersteps."""
+    inner = WorkflowBuilder(name="inner", start_executor=Turn("d")).build()
+    middle = WorkflowBuilder(
+        name="middle",
+        start_executor=WorkflowExecutor(inner, id="c", allow_direct_output=True)).build()
+    a = Player("a", steps)
+    b = WorkflowExecutor(middle, id="b")
+    return (WorkflowBuilder(name="subpingpong", start_executor=a, checkpoint_storage=storage,
+                            max_iterations=steps + 10)
+            .add_edge(a, b)
+            .add_edge(b, a)
+            .build())
+
+
+def subpingpong_final_state(workflow) -> None:
+    """a logged the even counts 0..200, d (two levels down) the odd ones 1..199."""
+    a = workflow.executors["a"].log
+    d = workflow.executors["b"].workflow.executors["c"].workflow.executors["d"].log
+    assert len(a) == PINGPONG_STEPS // 2 + 1 and len(d) == PINGPONG_STEPS // 2, (len(a), len(d))
+    assert a[-1].startswith(f"{PINGPONG_STEPS:06d}:") and d[0].startswith("000001:") and \
+        d[-1].startswith(f"{PINGPONG_STEPS - 1:06d}:"), (a[-1][:7], d[0][:7], d[-1][:7])
+
+
 def supersteps_of(result: Any) -> int:
     return sum(1 for event in result if event.type == "superstep_completed")
 
@@ -451,6 +502,9 @@ async def measure(workload: str, kind: str, reps: int) -> dict:
                                   fanout_final_state, kind, reps)
     if workload == "approval":
         return await measure_approval(kind, reps)
+    if workload == "subpingpong":
+        return await measure_loop("subpingpong", subpingpong_workflow, 0, PINGPONG_STEPS,
+                                  subpingpong_final_state, kind, reps)
     raise ValueError(f"unknown workload {workload!r}")
 
 
