@@ -172,10 +172,15 @@ def _action_item(action) -> dict[str, Any]:
     elif kind == "import":
         text = f"imported it from checkpoint {action.checkpoint_id[:8]}"
     elif kind == "fork":
+        def cut(value, limit=120):  # a replaced state can be long; its checkpoint has it whole
+            text = plain_json(value)
+            return text if len(text) <= limit else f"{text[:limit]}…"
         changes = "; ".join(
-            f"{c.get('path')} " + (f"from {plain_json(c.get('before'))} to "
-                                   f"{plain_json(c.get('after'))}" if "after" in c else "removed")
-            for c in detail.get("changes") or [])
+            f"{c.get('path')} " + (f"from {cut(c.get('before'))} to {cut(c.get('after'))}"
+                                   if "after" in c else "removed")
+            for c in (detail.get("changes") or [])[:10])
+        if len(detail.get("changes") or []) > 10:
+            changes += f" and {len(detail['changes']) - 10} more"
         text = (f"forked it from checkpoint {action.checkpoint_id[:8]} of run "
                 f"{str(detail.get('source_run', ''))[:8]} at superstep {detail.get('superstep')}"
                 f", editing {changes or 'nothing'}")

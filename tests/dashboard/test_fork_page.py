@@ -133,3 +133,14 @@ def test_an_edited_checkpoint_says_who_edited_it_and_its_diff_is_the_edit(client
                       f"checkpoint below")
     diff = re.findall(r'<tr data-path="([^"]+)" data-change="([^"]+)">', page)
     assert diff == [("executor_states.counter.total", "changed")]
+
+
+def test_the_history_cuts_long_changes(client, member, source, operator):
+    long_list = list(range(200))
+    fork = services.fork_checkpoint(source.pk, [
+        {"op": "set_executor_state", "executor_id": "counter", "key": "seen",
+         "value": long_list}], operator)
+    member("viewers")
+    page = html.unescape(client.get(reverse("dashboard:run", args=[fork.pk])).content.decode())
+    assert "editing executor_states.counter.seen from [1] to [0, 1, 2," in page
+    assert json.dumps(long_list) not in page and "…" in page
