@@ -7,6 +7,7 @@ inside answered through the parent, resume and rehydrate, the graph signature, t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Never
 
 import pytest
@@ -353,3 +354,57 @@ async def test_a_request_two_levels_down(storage):
         "outer/review/legal-d2": True, "outer/review/finance-d2": True})
     assert done.get_outputs() == [("done", {"draft": "d2",
                                             "decisions": {"legal": True, "finance": True}})]
+
+
+# --------------------------------------------------------------------------- warnings, cancelling
+async def test_a_warning_inside_is_passed_on_naming_the_sub_workflow():
+    workflow = build_review()
+    await workflow.run("d1")
+    result = await workflow.run("d2")  # the inner requests of d1 are still pending
+    warnings = [e for e in result if e.type == "warning"]
+    inner = [w for w in warnings if w.executor_id == "review"]
+    assert inner and inner[0].data.startswith("sub-workflow 'approval' of executor 'review': ")
+    assert sorted(r.request_id for r in workflow.pending_requests) == [
+        "review/finance-d1", "review/finance-d2", "review/legal-d1", "review/legal-d2"]
+
+
+class Gate(Executor):
+    """Waits for ``opened`` before yielding what it got: an inner handler still running."""
+
+    def __init__(self, id: str, opened: Any) -> None:
+        super().__init__(id)
+        self.opened = opened
+
+    @handler
+    async def wait(self, n: int, ctx: WorkflowContext[Never, dict]) -> None:
+        await self.opened.wait()
+        await ctx.yield_output({"n": n})
+
+
+async def test_closing_the_parent_stream_while_the_inner_runs_then_resuming(memory_storage):
+    opened = asyncio.Event()
+
+    def build():
+        inner = WorkflowBuilder(name="gated", start_executor=Gate("gate", opened)).build()
+        driver = Rounds(rounds=1)
+        sub = WorkflowExecutor(inner, id="sub")
+        return (WorkflowBuilder(name="gated_parent", start_executor=driver,
+                                checkpoint_storage=memory_storage)
+                .add_edge(driver, sub).add_edge(sub, driver).build())
+
+    workflow = build()
+    stream = workflow.run(5, stream=True)
+    async for event in stream:
+        if event.type == "executor_invoked" and event.executor_id == "sub":
+            break
+    await asyncio.sleep(0)  # the inner handler is now waiting at the gate
+    await stream.aclose()
+    assert workflow.state is WorkflowRunState.CANCELLED
+    with pytest.raises(WorkflowRunError, match="in flight"):
+        await workflow.run(6)
+
+    # The lost superstep left the inner workflow mid-run; restoring the parent's last
+    # checkpoint puts it back, and the run ends as if never interrupted.
+    opened.set()
+    result = await workflow.run(checkpoint_id=workflow.get_last_checkpoint_id())
+    assert result.get_outputs() == [[{"n": 5}]]
