@@ -194,3 +194,11 @@ def test_a_fork_of_a_waiting_checkpoint_waits_on_its_own_copy_of_the_requests(ex
     assert execute(fork).status == RunStatus.COMPLETED
     assert Run.objects.get(pk=review.pk).status == RunStatus.WAITING  # the source still waits
     assert review.requests.open().count() == 1
+
+
+def test_the_openapi_schema_describes_the_fork_route(users):
+    schema = _client(users.viewer).get("/api/schema/?format=json").json()
+    fork = schema["paths"]["/api/checkpoints/{checkpoint_id}/fork/"]["post"]
+    assert "201" in fork["responses"]
+    body = fork["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/ForkInput")
