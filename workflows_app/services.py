@@ -9,6 +9,7 @@ of runs, and the record of who asked for them, are the run lifecycle's (``lifecy
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -371,6 +372,10 @@ def _typed(value: Any, current: Any, what: str) -> Any:
     enum, tuple, date...); JSON as it is otherwise."""
     if current is None or type(current) in (dict, list, str, int, float, bool):
         return value
+    # Pages show an enum by its member's name (dashboard.values.plain): take it back.
+    if isinstance(current, enum.Enum) and isinstance(value, str) \
+            and value in type(current).__members__:
+        return type(current)[value]
     return coerce(value, type(current), what=what)
 
 

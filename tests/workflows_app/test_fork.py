@@ -202,3 +202,16 @@ def test_the_openapi_schema_describes_the_fork_route(users):
     assert "201" in fork["responses"]
     body = fork["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body.endswith("/ForkInput")
+
+
+def test_an_enum_is_taken_by_the_name_pages_show_or_by_its_value():
+    import enum
+
+    class Light(enum.Enum):
+        RED = "red"
+        GREEN = 2
+
+    assert services._typed("GREEN", Light.RED, "value") is Light.GREEN
+    assert services._typed(2, Light.RED, "value") is Light.GREEN
+    with pytest.raises(services.InvalidValue, match="must be one of"):
+        services._typed("BLUE", Light.RED, "value")
