@@ -36,7 +36,10 @@ parent ("outer") workflow:
 - **Events.** Inner events other than outputs, requests and warnings stay inside; inner
   warnings are re-emitted by this executor with the sub-workflow named. An inner handler
   that raises fails this executor (and the parent's superstep) with the same error, noted
-  with the sub-workflow and the inner executor.
+  with the sub-workflow and the inner executor. ``request_stop()`` of the parent takes
+  effect at the parent's next boundary, once the inner workflow is idle; cancelling the
+  parent (closing its stream) cancels the inner run too, and the parent's checkpoint it
+  resumes from puts the inner workflow back.
 
 A ``Workflow`` instance can be wrapped by one ``WorkflowExecutor`` only; build one instance
 per use (a factory that builds the parent builds its sub-workflows afresh, as rehydrating
