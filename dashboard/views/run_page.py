@@ -112,6 +112,9 @@ def _run_facts(run: Run) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "duration": _duration(ended - run.started_at) if run.started_at and ended else "",
         "previous_error": plain((last_resume or {}).get("error", "")),
+        # A run made from another run's checkpoint was rehydrated, or forked with edits.
+        "forked": run.parent_run_id is not None and run.actions.filter(
+            kind=ActionKind.FORK).exists(),
         # Through plain(), as every stored value a page shows: text no page can encode is
         # made readable there.
         "warnings": [{"seq": w["seq"], "superstep": w["superstep"],

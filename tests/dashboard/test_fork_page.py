@@ -80,6 +80,7 @@ def test_a_fork_lands_on_the_new_run_whose_history_says_who_changed_what(
 
     page = client.get(answer["Location"]).content.decode()
     assert f"Forked from checkpoint {source.pk[:8]}" in page
+    assert "Forked (with edits) from" in page and "Rehydrated from" not in page  # the header
     history = html.unescape(page)
     assert (f"forked it from checkpoint {source.pk[:8]} of run {str(source.run_id)[:8]} at "
             f"superstep 2, editing executor_states.counter.total from 1 to 100") in history
