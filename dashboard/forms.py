@@ -24,7 +24,7 @@ from typing import Any
 from django import forms
 
 from workflows_app.limits import JSONDecoder, TooDeep, load_json
-from workflows_app.schemas import Problem
+from workflows_app.schemas import FIELD_ORDER, Problem
 
 # No default: an approval is a decision the person makes, never one a form makes for them.
 BOOL_CHOICES = [("", "— choose —"), ("true", "yes"), ("false", "no")]
@@ -139,6 +139,15 @@ def _label(name: str, schema: dict) -> str:
     return words[:1].upper() + words[1:]
 
 
+def _in_declared_order(schema: dict) -> list[tuple[str, dict]]:
+    """An object schema's properties in the order its type declares them (``FIELD_ORDER``;
+    a schema stored without it keeps the order it has)."""
+    properties = schema["properties"]
+    order = [name for name in schema.get(FIELD_ORDER, []) if name in properties]
+    order += [name for name in properties if name not in order]
+    return [(name, properties[name]) for name in order]
+
+
 class SchemaForm(forms.Form):
     """Fields for a value of a JSON schema: one per property of an object (``is_object``),
     else one named ``value``. ``to_json()`` gives the value entered."""
@@ -150,7 +159,7 @@ class SchemaForm(forms.Form):
         self.is_object = resolved.get("type") == "object" and "properties" in resolved
         self.required_keys = set(resolved.get("required", [])) if self.is_object else set()
         if self.is_object:
-            for name, prop in resolved["properties"].items():
+            for name, prop in _in_declared_order(resolved):
                 self.fields[name] = _field(prop, self.schema, required=name in self.required_keys,
                                            label=_label(name, prop))
         elif self._has_value_field(resolved):
@@ -367,7 +376,7 @@ def example_input(schema: dict) -> str:
         return ""
     if schema.get("type") == "object":
         example = {}
-        for name, prop in schema.get("properties", {}).items():
+        for name, prop in (_in_declared_order(schema) if "properties" in schema else []):
             if "default" in prop:
                 example[name] = prop["default"]
                 continue

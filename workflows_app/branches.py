@@ -38,8 +38,11 @@ class RunLine:
     """The line of branch ``number`` of ``run`` (the run's current branch by default)."""
 
     def __init__(self, run: Run, number: int | None = None,
-                 branches: list[RunBranch] | None = None) -> None:
+                 branches: list[RunBranch] | None = None, upto_seq: int | None = None) -> None:
+        """``upto_seq``: read the line's events only up to that ``seq``, so that everything
+        a page shows is one snapshot (events committed meanwhile come over its socket)."""
         self.run = run
+        self.upto_seq = upto_seq
         if branches is None:
             # A run still on branch 0 was never resumed: it has no branch rows to read.
             branches = list(run.branches.select_related("action")) if run.branch else []
@@ -71,9 +74,10 @@ class RunLine:
     def events(self) -> "QuerySet[RunEvent]":
         """The line's events (unordered; the (run, seq) and (run, superstep) indexes serve
         the windows the run page reads)."""
-        return RunEvent.objects.filter(self._where(lambda piece: None if piece.upto_seq is None
-                                                   else Q(seq__lte=piece.upto_seq)),
-                                       run_id=self.run.pk)
+        events = RunEvent.objects.filter(self._where(
+            lambda piece: None if piece.upto_seq is None else Q(seq__lte=piece.upto_seq)),
+            run_id=self.run.pk)
+        return events if self.upto_seq is None else events.filter(seq__lte=self.upto_seq)
 
     def checkpoints(self) -> "QuerySet[Checkpoint]":
         """The line's checkpoints (unordered)."""

@@ -90,12 +90,36 @@ def coerce_any(value: Any, types: list[Any], *, what: str = "value") -> Any:
     raise InvalidValue(_choose(issues), what)
 
 
+# Beside each object's ``properties``: their names in declaration order. PostgreSQL's jsonb
+# keeps object keys in an order of its own (shorter keys first), and forms generated from a
+# stored schema must show the fields as the type declares them.
+FIELD_ORDER = "x-field-order"
+
+
 def json_schema(tp: Any) -> dict[str, Any]:
-    """The JSON schema of ``tp`` (an empty schema when pydantic cannot describe it)."""
+    """The JSON schema of ``tp`` (an empty schema when pydantic cannot describe it), each
+    object's field order kept under ``FIELD_ORDER``."""
     try:
-        return _adapter(tp).json_schema()
+        return _with_field_order(_adapter(tp).json_schema())
     except Exception:
         return {}
+
+
+def _with_field_order(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_with_field_order(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ordered = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            # Maps of names to schemas: each schema is walked, the map itself is not one.
+            ordered[key] = {name: _with_field_order(sub) for name, sub in value.items()}
+        else:
+            ordered[key] = _with_field_order(value)
+    if isinstance(node.get("properties"), dict):
+        ordered[FIELD_ORDER] = list(node["properties"])
+    return ordered
 
 
 # --------------------------------------------------------------------------- checking

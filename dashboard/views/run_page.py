@@ -46,12 +46,15 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
     """What the page and each of its panels show; every list in it is a window of bounded
     size (``run_windows``), whatever the length of the run."""
     view = RunPageView.from_query(request.GET)
+    # The page shows the run as of its newest event now, and its socket asks for the events
+    # after it: one snapshot, so an event committed while the page is built is neither
+    # missing nor shown twice.
+    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
     try:
-        line = RunLine(run, view.branch)
+        line = RunLine(run, view.branch, upto_seq=last_seq)
     except LookupError as error:
         raise Http404(str(error)) from None
     open_requests = list(run.requests.open().order_by("created_at"))
-    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
     return {
         "run": run,
         "view": view,

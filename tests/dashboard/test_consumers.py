@@ -30,8 +30,12 @@ WAIT = 3  # seconds a live message may take (the layer polls its database)
 
 @pytest.fixture(autouse=True)
 async def fresh_layer():
-    """A channel layer for this test's event loop; its poller stops with the test."""
+    """A channel layer for this test's event loop, holding no group from earlier tests (a
+    Redis server outlives them); its poller stops with the test."""
     channel_layers.backends.pop("default", None)
+    layer = get_channel_layer()
+    if hasattr(layer, "flush"):
+        await layer.flush()
     yield
     await close_layer(channel_layers.backends.pop("default", None))
 

@@ -165,3 +165,11 @@ def test_checkpoint_rows_name_their_branch(viewer, execute):
     assert re.search(r'data-superstep="10" data-kind="superstep" data-branch="1"', html)
     assert re.search(r'data-superstep="4" data-kind="superstep" data-branch="0"', html)
     assert Checkpoint.objects.filter(run=run, branch=0, superstep__gt=4).exists()  # kept, off-line
+
+
+def test_the_page_is_one_snapshot_of_the_events(long_run):
+    """A page reads its windows up to the newest seq it saw first (its socket asks for the
+    rest): an event committed while it is built is neither missing nor shown twice."""
+    line = RunLine(long_run, upto_seq=10)
+    assert list(line.events().order_by("seq").values_list("seq", flat=True)) == list(
+        range(1, 11))
