@@ -112,8 +112,10 @@ async def test_messages_go_in_and_outputs_come_out_as_messages():
     assert result.get_outputs() == [ROUNDS_OUTPUT]
     # Each round is one parent superstep: the inner workflow runs to idle inside it.
     assert [e.superstep for e in result if e.type == "superstep_completed"] == [1, 2, 3, 4, 5]
-    # Only the parent's executors appear in its events; outputs inside are messages.
-    assert {e.executor_id for e in result if e.type == "executor_invoked"} == {"driver", "sub"}
+    # The parent's executors and, passed up with the sub-workflow's id prefixed, the inner
+    # ones appear in its events; outputs inside are messages.
+    assert {e.executor_id for e in result if e.type == "executor_invoked"} == {
+        "driver", "sub", "sub/ping", "sub/pong"}
     assert [e.executor_id for e in result if e.type == "output"] == ["driver"]
     assert result.get_final_state() is WorkflowRunState.IDLE
 
@@ -408,3 +410,68 @@ async def test_closing_the_parent_stream_while_the_inner_runs_then_resuming(memo
     opened.set()
     result = await workflow.run(checkpoint_id=workflow.get_last_checkpoint_id())
     assert result.get_outputs() == [[{"n": 5}]]
+
+
+# --------------------------------------------------------------------------- inner progress
+async def test_inner_executor_events_are_passed_up_prefixed_in_order_without_inner_supersteps():
+    workflow = build_rounds(rounds=1)
+    events = [e async for e in workflow.run(0, stream=True)]
+    # No inner superstep events: the parent's supersteps are 1 (driver), 2 (sub), 3 (driver).
+    assert [e.superstep for e in events if e.type == "superstep_started"] == [1, 2, 3]
+    second = [i for i, e in enumerate(events) if e.type == "superstep_started"][1]
+    third = [i for i, e in enumerate(events) if e.type == "superstep_started"][2]
+    inside = [(e.type, e.executor_id) for e in events[second:third]
+              if e.type.startswith("executor_")]
+    # Within the parent's superstep 2, between sub's own invoked and completed, the inner
+    # pingpong's executors in the order they ran (ping 0, pong, ping 2, ... ping 6 stops).
+    assert inside[0] == ("executor_invoked", "sub")
+    assert inside[-1] == ("executor_completed", "sub")
+    inner = inside[1:-1]
+    assert inner[:4] == [("executor_invoked", "sub/ping"), ("executor_completed", "sub/ping"),
+                         ("executor_invoked", "sub/pong"), ("executor_completed", "sub/pong")]
+    assert {executor for _, executor in inner} == {"sub/ping", "sub/pong"}
+    assert all(kind == ("executor_invoked" if n % 2 == 0 else "executor_completed")
+               for n, (kind, _) in enumerate(inner))
+
+
+async def test_nested_sub_workflows_prefix_once_per_level_and_name_the_requesting_executor():
+    workflow = build_two_level_review()
+    result = await workflow.run("d2")
+    invoked = [e.executor_id for e in result if e.type == "executor_invoked"]
+    assert invoked == ["outer", "outer/review", "outer/review/approver"]
+    requests = result.get_request_info_events()
+    assert {r.source_executor_id for r in requests} == {"outer"}
+    assert {r.origin_executor_id for r in requests} == {"outer/review/approver"}
+    assert {r.origin_executor_id for r in workflow.pending_requests} == {
+        "outer/review/approver"}
+
+
+async def test_an_inner_failure_is_passed_up_as_the_inner_executor_failing():
+    workflow = build_rounds(fail_at=3)
+    with pytest.raises(Exception):
+        await workflow.run(0)
+    # (the result is lost with the error; a stream shows the events)
+    workflow = build_rounds(fail_at=3)
+    events = []
+    with pytest.raises(Exception):
+        async for event in workflow.run(0, stream=True):
+            events.append(event)
+    failed = [e.executor_id for e in events if e.type == "executor_failed"]
+    assert failed == ["sub/pong", "sub"]
+
+
+async def test_a_restored_request_still_names_the_inner_executor(storage):
+    workflow = build_review(storage)
+    result = await workflow.run("d1")
+    assert {r.origin_executor_id for r in result.get_request_info_events()} == {
+        "review/approver"}
+    waiting = checkpoint_infos(result)[-1].checkpoint_id
+    rehydrated = build_review(storage)
+    again = [e async for e in rehydrated.run(checkpoint_id=waiting, stream=True)]
+    assert {e.origin_executor_id for e in again if e.type == "request_info"} == {
+        "review/approver"}
+    # An ordinary request's origin is its source.
+    plain = build_approval()
+    asked = await plain.run("d3")
+    assert {(r.source_executor_id, r.origin_executor_id)
+            for r in asked.get_request_info_events()} == {("approver", "approver")}

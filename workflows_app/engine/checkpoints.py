@@ -29,7 +29,8 @@ class WorkflowCheckpoint:
     ``messages`` are the deliveries pending for the next superstep, each a dict with
     ``source_id``, ``target_id``, ``data`` (and ``request`` for a response in flight).
     ``pending_requests`` maps request ids to dicts with ``request_id``,
-    ``source_executor_id``, ``data`` and ``response_type``. ``fan_in_buffers`` maps each
+    ``source_executor_id``, ``data`` and ``response_type`` (and ``origin_executor_id`` for
+    a request made inside a sub-workflow: the inner executor's path). ``fan_in_buffers`` maps each
     fan-in group to the messages it holds per source. ``metadata`` has ``kind`` (entry,
     superstep or response) and ``graph`` (the signature the hash was computed from).
     """
@@ -170,15 +171,22 @@ def _encode_request(record: dict[str, Any]) -> dict[str, Any]:
         response_type = encode_type(record["response_type"])
     except CheckpointEncodingError as error:
         raise error.located(f"the response type of request '{rid}'") from None
-    return {"request_id": rid, "source_executor_id": record["source_executor_id"],
-            "data": _encode_in(record["data"], f"request '{rid}' data"),
-            "response_type": response_type}
+    encoded = {"request_id": rid, "source_executor_id": record["source_executor_id"],
+               "data": _encode_in(record["data"], f"request '{rid}' data"),
+               "response_type": response_type}
+    if record.get("origin_executor_id") is not None:  # only a sub-workflow's requests
+        encoded["origin_executor_id"] = record["origin_executor_id"]
+    return encoded
 
 
 def _decode_request(record: dict[str, Any]) -> dict[str, Any]:
-    return {"request_id": record["request_id"], "source_executor_id": record["source_executor_id"],
-            "data": decode_value(record.get("data")),
-            "response_type": decode_type(record.get("response_type"))}
+    decoded = {"request_id": record["request_id"],
+               "source_executor_id": record["source_executor_id"],
+               "data": decode_value(record.get("data")),
+               "response_type": decode_type(record.get("response_type"))}
+    if isinstance(record.get("origin_executor_id"), str):
+        decoded["origin_executor_id"] = record["origin_executor_id"]
+    return decoded
 
 
 def _encode_message(message: dict[str, Any]) -> dict[str, Any]:

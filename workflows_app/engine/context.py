@@ -89,14 +89,21 @@ class WorkflowContext:
         """Ask for outside input. The run goes idle with the request pending once no
         messages remain; the answer reaches this executor's ``@response_handler``.
         Returns the request id."""
+        return await self._request(request_data, response_type, request_id, None)
+
+    async def _request(self, request_data: Any, response_type: Any, request_id: str | None,
+                       origin_executor_id: str | None) -> str:
+        """``request_info``, naming the inner executor that made the request when it was
+        made inside a sub-workflow (package-internal: ``WorkflowExecutor`` passes it)."""
         request_id = request_id or str(uuid.uuid4())
         if not isinstance(request_id, str):
             raise TypeError(f"request_id must be a string, got {request_id!r}")
         if request_id in self._state.pending_requests or request_id in self._stage.requests:
             raise WorkflowError(f"request id '{request_id}' is already pending")
         self._stage.requests[request_id] = OpenRequest(
-            request_id, self.executor_id, request_data, response_type)
-        self._emit(RequestInfoEvent(request_id, self.executor_id, request_data, response_type))
+            request_id, self.executor_id, request_data, response_type, origin_executor_id)
+        self._emit(RequestInfoEvent(request_id, self.executor_id, request_data, response_type,
+                                    origin_executor_id))
         if self._stage.runner is not None:
             await self._stage.runner.request_made()
         return request_id

@@ -130,17 +130,24 @@ class WorkflowOutputEvent(ExecutorEvent):
 
 
 class RequestInfoEvent(WorkflowEvent):
-    """An executor asked for outside input; answer it with ``run(responses={request_id: v})``."""
+    """An executor asked for outside input; answer it with ``run(responses={request_id: v})``.
 
-    __slots__ = ("request_id", "source_executor_id", "response_type")
+    ``source_executor_id`` is the executor of this workflow whose response handler takes
+    the answer. ``origin_executor_id`` is the executor that made the request: the source
+    itself, or, for a request made inside a sub-workflow, the inner executor's path under
+    the sub-workflow's executor (``"review/reviewer"``, ``"outer/review/reviewer"``), as the
+    sub-workflow's executor events name it (a UI marks that executor as waiting)."""
+
+    __slots__ = ("request_id", "source_executor_id", "response_type", "origin_executor_id")
     type = "request_info"
 
     def __init__(self, request_id: str, source_executor_id: str, data: Any,
-                 response_type: Any) -> None:
+                 response_type: Any, origin_executor_id: str | None = None) -> None:
         super().__init__(data)
         self.request_id = request_id
         self.source_executor_id = source_executor_id
         self.response_type = response_type
+        self.origin_executor_id = origin_executor_id or source_executor_id
 
 
 class WorkflowFailedEvent(WorkflowEvent):

@@ -11,21 +11,30 @@ from typing import Any
 @dataclass(slots=True)
 class OpenRequest:
     """A ``ctx.request_info`` call that has not been answered yet (a run's pending request;
-    the Django app's ``PendingRequest`` model is its stored counterpart)."""
+    the Django app's ``PendingRequest`` model is its stored counterpart).
+
+    ``origin_executor_id`` is set for a request made inside a sub-workflow only: the path
+    of the inner executor that made it (``"review/reviewer"``); the answer still goes to
+    ``source_executor_id``, the sub-workflow's executor. It is recorded in checkpoints only
+    when set, so ordinary requests keep their shape."""
 
     request_id: str
     source_executor_id: str
     data: Any
     response_type: Any
+    origin_executor_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "source_executor_id": self.source_executor_id,
-                "data": self.data, "response_type": self.response_type}
+        record = {"request_id": self.request_id, "source_executor_id": self.source_executor_id,
+                  "data": self.data, "response_type": self.response_type}
+        if self.origin_executor_id is not None:
+            record["origin_executor_id"] = self.origin_executor_id
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "OpenRequest":
         return cls(record["request_id"], record["source_executor_id"], record["data"],
-                   record["response_type"])
+                   record["response_type"], record.get("origin_executor_id"))
 
 
 @dataclass(slots=True)

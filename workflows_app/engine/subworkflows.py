@@ -33,8 +33,18 @@ parent ("outer") workflow:
 - **Graph.** The parent's graph signature includes the inner graph (its executors, edges
   and start, prefixed with this executor's id), so a checkpoint written before the inner
   graph changed is refused, naming what changed inside.
-- **Events.** Inner events other than outputs, requests and warnings stay inside; inner
-  warnings are re-emitted by this executor with the sub-workflow named. An inner handler
+- **Events.** The inner executors' ``executor_invoked``, ``executor_completed`` and
+  ``executor_failed`` events are passed up as they happen, in order, through the emit of
+  this executor's context (the path of the parent's own executor events), with the
+  executor id prefixed by this executor's id (``"review/writer"``; nested levels prefix
+  again, ``"outer/review/writer"``); they fall between this executor's own invoked and
+  completed events, in the parent's superstep under way. The inner ``superstep_started``
+  / ``superstep_completed`` events are not passed up: the inner supersteps all happen
+  within one parent superstep, and the parent's timeline numbers only its own. A request
+  made inside names the inner executor as its ``origin_executor_id`` (same prefixing;
+  ``source_executor_id`` stays this executor, which takes the answer). Other inner events
+  stay inside, except outputs and requests (above) and warnings, which are re-emitted by
+  this executor with the sub-workflow named. An inner handler
   that raises fails this executor (and the parent's superstep) with the same error, noted
   with the sub-workflow and the inner executor. ``request_stop()`` of the parent takes
   effect at the parent's next boundary, once the inner workflow is idle; cancelling the
@@ -53,7 +63,8 @@ from typing import Any
 from .checkpoints import KIND_SUPERSTEP, WorkflowCheckpoint
 from .context import WorkflowContext
 from .errors import WorkflowValidationError
-from .events import (WorkflowEvent, WorkflowFailedEvent, WorkflowRunResult, WorkflowRunState,
+from .events import (ExecutorCompletedEvent, ExecutorFailedEvent, ExecutorInvokedEvent,
+                     WorkflowEvent, WorkflowFailedEvent, WorkflowRunResult, WorkflowRunState,
                      WorkflowWarningEvent)
 from .executors import Executor, HandlerSpec, ResponseHandlerSpec, _union_declared
 from .runner import Runner
@@ -65,6 +76,10 @@ STATE_KEY = "workflow"
 REQUEST_ID_SEPARATOR = "/"
 # Fields of the inner checkpoint that are not state: a restore supplies its own.
 _VOLATILE = ("checkpoint_id", "previous_checkpoint_id", "timestamp", "metadata")
+# The inner events passed up to the parent, re-made with the prefixed executor id.
+_PASSED_UP = {"executor_invoked": ExecutorInvokedEvent,
+              "executor_completed": ExecutorCompletedEvent,
+              "executor_failed": ExecutorFailedEvent}
 
 
 def _ignore(event: WorkflowEvent) -> None:
@@ -137,24 +152,31 @@ class WorkflowExecutor(Executor):
 
     # -- handlers ---------------------------------------------------------------------------
     async def _run_workflow(self, message: Any, ctx: WorkflowContext) -> None:
-        result = await self._run_inner(message=message)
+        result = await self._run_inner(ctx, message=message)
         await self._forward(result, ctx)
 
     async def _answer_workflow(self, original_request: Any, response: Any,
                                ctx: WorkflowContext) -> None:
         inner_id = self.inner_request_id(ctx.request_id or "")
-        result = await self._run_inner(responses={inner_id: response})
+        result = await self._run_inner(ctx, responses={inner_id: response})
         await self._forward(result, ctx)
 
-    async def _run_inner(self, **call: Any) -> WorkflowRunResult:
+    async def _run_inner(self, ctx: WorkflowContext, **call: Any) -> WorkflowRunResult:
         failed: list[WorkflowFailedEvent] = []
+        # Package-internal: the parent runner's emit, which its own executor events take,
+        # so the inner ones reach the parent's caller live and in order.
+        emit = ctx._emit
+        prefix = self.id + REQUEST_ID_SEPARATOR
 
-        def note_failure(event: WorkflowEvent) -> None:
-            if event.type == "failed":
+        def pass_up(event: WorkflowEvent) -> None:
+            passed = _PASSED_UP.get(event.type)
+            if passed is not None:
+                emit(passed(prefix + event.executor_id, event.data))
+            elif event.type == "failed":
                 failed.append(event)
 
         try:
-            return await self.workflow.run(**call, on_event=note_failure)
+            return await self.workflow.run(**call, on_event=pass_up)
         except Exception as error:
             where = (f" in its executor '{failed[0].executor_id}'"
                      if failed and failed[0].executor_id else "")
@@ -175,8 +197,9 @@ class WorkflowExecutor(Executor):
                     f"sub-workflow '{self.workflow.name}' of executor '{self.id}': {event.data}",
                     executor_id=self.id, message_type=event.message_type))
         for request in result.get_request_info_events():
-            await ctx.request_info(request.data, request.response_type,
-                                   request_id=self.id + REQUEST_ID_SEPARATOR + request.request_id)
+            await ctx._request(request.data, request.response_type,
+                               self.id + REQUEST_ID_SEPARATOR + request.request_id,
+                               self.id + REQUEST_ID_SEPARATOR + request.origin_executor_id)
 
     # -- state hooks ------------------------------------------------------------------------
     def _inner_runner(self) -> Runner:

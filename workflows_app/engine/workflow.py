@@ -195,7 +195,8 @@ class Workflow:
     @property
     def pending_requests(self) -> list[RequestInfoEvent]:
         """The requests this instance's run is waiting on."""
-        return [RequestInfoEvent(r.request_id, r.source_executor_id, r.data, r.response_type)
+        return [RequestInfoEvent(r.request_id, r.source_executor_id, r.data, r.response_type,
+                                 r.origin_executor_id)
                 for r in self._run_state.pending_requests.values()]
 
     def get_last_checkpoint_id(self) -> str | None:
@@ -413,7 +414,8 @@ class Workflow:
                     f"workflow changed", message_type=type(message).__qualname__))
             for request in reemit:
                 emit(RequestInfoEvent(request.request_id, request.source_executor_id,
-                                      request.data, request.response_type))
+                                      request.data, request.response_type,
+                                      request.origin_executor_id))
             if state.pending:
                 await runner.report(WorkflowRunState.IN_PROGRESS_PENDING_REQUESTS
                                     if state.pending_requests else WorkflowRunState.IN_PROGRESS)
