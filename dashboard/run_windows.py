@@ -247,7 +247,12 @@ def executor_states(line: RunLine, run: Run, newest: int,
                     open_requests: list[PendingRequest]) -> dict[str, str]:
     """Each executor's state as the graph shows it: ``running`` (handling a message now),
     ``waiting`` (on an open request), ``done`` (ran in the newest superstep), ``failed``
-    (failed in it); any other executor is idle."""
+    (failed in it); any other executor is idle.
+
+    Inner executors of a sub-workflow are keyed by their path (``review/writer``), as the
+    engine names them in the events it passes up. A request made inside a sub-workflow
+    marks both the sub-workflow's box (its source, which takes the answer) and the inner
+    executor that asked (the request's ``request_info`` row records that one)."""
     states: dict[str, str] = {}
     if newest:
         rows = line.events().filter(superstep=newest, type__in=(
@@ -260,6 +265,30 @@ def executor_states(line: RunLine, run: Run, newest: int,
         # Nothing runs now: an executor left "running" was cut off (a stop, a crash).
         states = {e: ("idle" if s == "running" else s) for e, s in states.items()}
     if line.is_current:
+        inner: set[str] = set()
         for pending in open_requests:
             states[pending.source_executor_id] = "waiting"
+            if pending.request_id.startswith(pending.source_executor_id + "/"):
+                inner.add(pending.request_id)
+        if inner:  # only a sub-workflow's requests cost this look-up
+            for origin in _request_origins(line, inner):
+                states[origin] = "waiting"
     return states
+
+
+def _request_origins(line: RunLine, request_ids: set[str]) -> set[str]:
+    """The executors (paths) that made these requests, from their ``request_info`` rows:
+    the worker records the inner executor there, while the ``PendingRequest`` row keeps
+    the sub-workflow's executor, which takes the answer."""
+    origins: set[str] = set()
+    found: set[str] = set()
+    rows = line.events().filter(type="request_info", executor_id__contains="/").order_by(
+        "-seq").values_list("executor_id", "data")
+    for executor, data in rows.iterator():
+        request_id = data.get("request_id") if isinstance(data, dict) else None
+        if request_id in request_ids and request_id not in found:
+            found.add(request_id)
+            origins.add(executor)
+            if found == request_ids:
+                break
+    return origins

@@ -180,9 +180,14 @@ const Stepstone = (() => {
     function markWaiting() {
       const waiting = new Set([...document.querySelectorAll("#requests [data-executor]")]
         .map((form) => form.dataset.executor));
+      // A request made inside a sub-workflow is answered by the sub-workflow's box (the
+      // form's executor); the inner executor that asked (marked by its request_info event
+      // or the page's initial states) keeps waiting while its box does.
+      const boxWaiting = (id) => [...waiting].some((w) => id.startsWith(w + "/"));
       document.querySelectorAll("#graph g.node").forEach((node) => {
         if (waiting.has(node.dataset.executor)) node.dataset.state = "waiting";
-        else if (node.dataset.state === "waiting") node.dataset.state = "idle";
+        else if (node.dataset.state === "waiting" && !boxWaiting(node.dataset.executor))
+          node.dataset.state = "idle";
       });
     }
     // A jump to a superstep marks its items: bring the oldest of them into view inside each

@@ -48,3 +48,43 @@ def test_a_rehydrated_run_answers_the_request_pending_inside(execute, operator):
     services.respond(request.pk, {"approved": False, "comment": "again"}, operator)
     again = execute(again)
     assert again.requests.get(status=RequestStatus.OPEN).request_data["fields"]["revision"] == 2
+
+
+def test_the_worker_records_the_inner_progress_and_the_graph_marks_the_inner_reviewer(
+        execute, operator):
+    from dashboard.run_windows import executor_states, newest_superstep
+    from workflows_app.branches import RunLine
+    from workflows_app.models import RunEvent
+
+    run = execute(services.start_run("document-pipeline", {"title": "Q3"}))
+    rows = list(RunEvent.objects.filter(run=run).order_by("seq").values_list(
+        "type", "executor_id", "superstep"))
+    # The review's inner executors ran within the pipeline's superstep of the review, in
+    # order, between the review's own invoked and completed; no inner superstep events.
+    review_step = next(s for t, e, s in rows if t == "executor_invoked" and e == "review")
+    inside = [(t, e) for t, e, s in rows if s == review_step and t.startswith("executor_")]
+    assert inside[0] == ("executor_invoked", "review")
+    assert inside[-1] == ("executor_completed", "review")
+    assert ("executor_invoked", "review/writer") in inside
+    assert inside.index(("executor_invoked", "review/writer")) < inside.index(
+        ("executor_invoked", "review/reviewer"))
+    assert [s for t, _, s in rows if t == "superstep_started"] == sorted(
+        {s for t, _, s in rows if t == "superstep_started"})
+    # The request's row names the inner executor that asked; its request row the box.
+    asked = [(e, s) for t, e, s in rows if t == "request_info"]
+    assert asked == [("review/reviewer", review_step)]
+    request = run.requests.get()
+    assert request.source_executor_id == "review"
+
+    line = RunLine(run)
+    states = executor_states(line, run, newest_superstep(line), [request])
+    assert states["review/reviewer"] == "waiting"
+    assert states["review"] == "waiting"
+    assert states["review/writer"] == "done"
+
+    services.respond(request.pk, {"approved": True}, operator)
+    run = execute(run)
+    assert run.status == RunStatus.COMPLETED
+    line = RunLine(run)
+    states = executor_states(line, run, newest_superstep(line), [])
+    assert "waiting" not in states.values()

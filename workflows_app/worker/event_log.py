@@ -71,7 +71,9 @@ class EventLog:
         if event.type == "superstep_started":
             self.superstep = superstep
         if event.type == "request_info":
-            executor_id = event.source_executor_id
+            # The executor that asked: inside a sub-workflow, the inner one's path (its
+            # executor events name it so), while the payload's source takes the answer.
+            executor_id = event.origin_executor_id
         else:
             executor_id = getattr(event, "executor_id", None) or ""
         self.seq += 1
