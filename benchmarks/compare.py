@@ -4,8 +4,9 @@
 Runs ``benchmarks/reference.py`` (Stepstone's engine, with this python),
 ``benchmarks/django_bench.py`` (the Django store on SQLite, through the worker's code path;
 ``--worker`` adds real qcluster workers) and then ``benchmarks/peers.sh run`` (MAF Python and
-LangGraph in their own virtualenvs, created on first use), parses every JSON line they
-print, and shows per (workload, storage):
+LangGraph in their own virtualenvs, created on first use) and ``benchmarks/maf_subpingpong.py``
+(the two-level pingpong through MAF's ``WorkflowExecutor``, with MAF's venv; LangGraph has no
+subpingpong row), parses every JSON line they print, and shows per (workload, storage):
 
   * per-superstep time and resume time of Stepstone, MAF and LangGraph, and Stepstone/MAF;
   * the targets of the performance issue, each PASS or FAIL.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +39,10 @@ HERE = Path(__file__).resolve().parent
 REFERENCE = HERE / "reference.py"
 DJANGO_BENCH = HERE / "django_bench.py"
 PEERS = HERE / "peers.sh"
+MAF_SUBPINGPONG = HERE / "maf_subpingpong.py"
 DEFAULT_OUT = HERE / "results" / "latest.json"
 
-WORKLOADS = ("pingpong", "fanout", "approval")
+WORKLOADS = ("pingpong", "fanout", "approval", "subpingpong")
 STORAGES = ("none", "inmemory", "file", "file-nofsync", "django-sqlite")
 MAF_STORAGE = {"none": "none", "inmemory": "inmemory", "file": "file", "file-nofsync": "file",
                "django-sqlite": "file"}
@@ -195,6 +198,8 @@ def notes(ours: list[dict], maf: list[dict], lg: list[dict]) -> list[str]:
         "  thread as a worker does); approval = rehydrate with the response and finish. LG pingpong/",
         "  fanout resume is only a get_state() on a fresh graph (no execution): not comparable.",
         "LG counts 60 supersteps for fanout and 3 for approval (S and MAF: 61 and 4).",
+        "subpingpong: a <-> b, b a sub-workflow whose executor c is a sub-workflow of d",
+        "  (201 supersteps; S: reference.py, MAF: maf_subpingpong.py, its WorkflowExecutor).",
     ]
     sync = []
     for workload in WORKLOADS:
@@ -347,16 +352,21 @@ def main(argv: list[str] | None = None) -> int:
         ref_rc = ref_rc or django_rc
     peers_rc, peer_rows = run(peers_cmd)
     maf, lg = split_peers(peer_rows)
+    # peers.sh has set MAF's venv up; the sub-workflow pingpong is ours, not a shared script
+    maf_python = Path(os.environ.get("PEER_VENVS", HERE.parent / ".bench-venvs")) / "maf/bin/python"
+    sub_cmd = [str(maf_python), str(MAF_SUBPINGPONG)]
+    sub_rc, sub_rows = run(sub_cmd) if maf_python.exists() else (1, [])
+    maf_sub = [row for row in sub_rows if "workload" in row]
 
-    verdicts = report(ours, maf, lg)
+    verdicts = report(ours, maf + maf_sub, lg)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "started_at": started.isoformat(),
-        "commands": {"stepstone": reference_cmd, "peers": peers_cmd},
-        "exit_codes": {"stepstone": ref_rc, "peers": peers_rc},
+        "commands": {"stepstone": reference_cmd, "peers": peers_cmd, "maf_subpingpong": sub_cmd},
+        "exit_codes": {"stepstone": ref_rc, "peers": peers_rc, "maf_subpingpong": sub_rc},
         "stepstone": ours,
-        "maf": maf,
+        "maf": maf + maf_sub,
         "langgraph": lg,
         "targets": verdicts,
     }, indent=2) + "\n")
@@ -367,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         failures.append(f"reference.py failed (exit {ref_rc})")
     if peers_rc != 0 or not maf or not lg:
         failures.append(f"peers.sh run failed (exit {peers_rc})")
+    if sub_rc != 0 or not maf_sub:
+        failures.append(f"maf_subpingpong.py failed (exit {sub_rc})")
     for failure in failures:
         print(f"ERROR: {failure}", file=sys.stderr)
     return 1 if failures else 0
