@@ -203,13 +203,23 @@ def run_detail(request, run_id):
     return render_run_page(request, get_run(run_id))
 
 
+def _executor_paths(described: dict, prefix: str = ""):
+    """Every executor id events may name, the inner executors of a sub-workflow by their
+    path (``review/writer``), as the engine passes up their events: the log's filter."""
+    for executor in described.get("executors", []):
+        yield prefix + executor["id"]
+        inner = executor.get("workflow")
+        if isinstance(inner, dict):
+            yield from _executor_paths(inner, f"{prefix}{executor['id']}/")
+
+
 def render_run_page(request, run: Run, bound: dict | None = None, status: int = 200):
     """The whole run page; ``bound`` maps open requests to forms to show as submitted (an
     answer that was refused, with its errors)."""
     context = _run_context(request, run, bound)
     line, view = context["line"], context["view"]
     newest = newest_superstep(line)
-    executors = [e["id"] for e in run.workflow.graph.get("executors", [])]
+    executors = list(_executor_paths(run.workflow.graph))
     context.update(
         timeline=timeline(line, view, newest),
         events=event_window(line, view, context["last_seq"], executors),

@@ -62,7 +62,22 @@ def test_a_request_raised_inside_a_sub_workflow_is_answered_in_the_inbox(site, p
     expect_nested_review(graph)
     expect(graph.locator('g.subworkflow[data-executor="review"]')).to_have_attribute(
         "data-state", "waiting")
+    # Inside the box, the executor that asked waits; the writer ran in that superstep.
+    expect(graph.locator('g.node[data-executor="review/reviewer"]')).to_have_attribute(
+        "data-state", "waiting")
+    expect(graph.locator('g.node[data-executor="review/writer"]')).to_have_attribute(
+        "data-state", "done")
     screenshot(page, "subworkflow-02-run-waiting")
+
+    # The run page stays open in a second tab, to follow the inner progress live.
+    live = page.context.new_page()
+    live_errors: list[str] = []
+    live.on("pageerror", lambda error: live_errors.append(str(error)))
+    live.goto(f"{site.url}/runs/{run_id}/")
+    live_graph = live.locator("svg#graph")
+    expect(live_graph.locator('g.node[data-executor="review/reviewer"]')).to_have_attribute(
+        "data-state", "waiting")
+    expect(live.locator("#connection")).to_have_attribute("data-state", "live")
 
     # -- approve in the inbox's generated form ----------------------------------------------
     page.goto(f"{site.url}/requests/")
@@ -84,8 +99,22 @@ def test_a_request_raised_inside_a_sub_workflow_is_answered_in_the_inbox(site, p
     assert answered["status"] == "answered"
     assert answered["request_id"] == request["request_id"]
 
+    # Live, in the tab left open: the inner executors ran and nothing waits any more.
+    expect(live.locator("#run-status")).to_have_text(re.compile(r"^\s*completed\s*$"))
+    for executor in INNER:
+        expect(live_graph.locator(f'g.node[data-executor="{executor}"]')).to_have_attribute(
+            "data-state", re.compile(r"^(done|idle)$"))
+    expect(live_graph.locator('g.subworkflow[data-executor="review"]')).to_have_attribute(
+        "data-state", re.compile(r"^(done|idle)$"))
+    screenshot(live, "subworkflow-04a-run-live-after-answer")
+    assert not live_errors, live_errors
+    live.close()
+
     page.goto(f"{site.url}/runs/{run_id}/")
     expect(page.locator("#run-status")).to_have_text(re.compile(r"^\s*completed\s*$"))
+    for executor in INNER:  # drawn from the recorded events: ran, or idle
+        expect(page.locator(f'#graph g.node[data-executor="{executor}"]')).to_have_attribute(
+            "data-state", re.compile(r"^(done|idle)$"))
     expect(page.locator("#outputs li").filter(has_text="sent to the crew")).to_have_count(1)
     expect_nested_review(page.locator("svg#graph"))
     screenshot(page, "subworkflow-04-run-completed")

@@ -88,3 +88,17 @@ def test_the_worker_records_the_inner_progress_and_the_graph_marks_the_inner_rev
     line = RunLine(run)
     states = executor_states(line, run, newest_superstep(line), [])
     assert "waiting" not in states.values()
+
+
+def test_the_event_log_filter_offers_the_inner_executors(execute, client, make_user):
+    from django.urls import reverse
+
+    run = execute(services.start_run("document-pipeline", {"title": "Q3"}))
+    client.force_login(make_user("viewer", "viewers"))
+    page = client.get(reverse("dashboard:run", args=[run.pk])).content.decode()
+    for executor in ("intake", "review", "review/writer", "review/reviewer", "archive"):
+        assert f"<option>{executor}</option>" in page, executor
+    filtered = client.get(reverse("dashboard:run", args=[run.pk]),
+                          {"executor": "review/reviewer"}).content.decode()
+    assert "<b>request_info</b> review/reviewer" in filtered
+    assert "review/writer" not in filtered.split('id="events"')[-1].split("</ol>")[0]
