@@ -121,7 +121,9 @@ def newest_superstep(line: RunLine) -> int:
 def timeline(line: RunLine, view: RunPageView, newest: int) -> TimelineWindow:
     """The ``TIMELINE_STEPS`` supersteps of the line ending at ``view.upto`` (or around
     ``view.at``; by default the newest): for each, the executors that ran, the messages
-    they handled, how long it took and how it ended."""
+    they handled, how long it took and how it ended. A sub-workflow's inner executors
+    (``review/writer``) count in the parent superstep they ran inside: its messages are
+    every invocation in it, the inner ones included."""
     first = line.events().exclude(superstep=None).filter(superstep__gt=0).order_by(
         "superstep").values_list("superstep", flat=True).first() or 0
     if view.at is not None:

@@ -241,7 +241,7 @@ const Stepstone = (() => {
         case "executor_invoked": {
           const st = step(s);
           st.executors.add(event.executor_id);
-          st.messages += 1;  // one invocation per message delivered
+          st.messages += 1;  // one invocation per message delivered (a sub-workflow's inner ones too)
           st.li.querySelector(".who").textContent = " " + [...st.executors].join(", ") +
             " · " + st.messages + (st.messages === 1 ? " message" : " messages");
           break;
