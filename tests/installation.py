@@ -92,10 +92,21 @@ def _create_pg_database() -> str:
     return _with_database(DATABASE_URL, name)
 
 
-def _drop_pg_database(url: str) -> None:
+def _drop_pg_database(url: str, attempts: int = 40) -> None:
+    """Drop the database, whoever is still connected. FORCE may not end a backend of another
+    role (an autovacuum worker that just started on it, owned by the server's superuser):
+    PostgreSQL then refuses for a moment, so try again until that backend is gone."""
+    import psycopg
     name = urllib.parse.urlsplit(url).path.lstrip("/")
-    with closing(_pg_connect(DATABASE_URL, autocommit=True)) as db:
-        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for attempt in range(attempts):
+        try:
+            with closing(_pg_connect(DATABASE_URL, autocommit=True)) as db:
+                db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
