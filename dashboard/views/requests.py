@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -13,16 +12,16 @@ from workflows_app import permissions, services
 from workflows_app.models import PendingRequest
 
 from ..access import require
-from ..request_items import request_item, response_form
-from . import run_page
+from ..request_items import (keep_refused_answer, refused_answers, request_item,
+                             response_form)
 
 
 @login_required
-def requests_inbox(request, bound: dict | None = None, status: int = 200):
-    """Every open request across runs, newest first, each with its form."""
+def requests_inbox(request):
+    """Every open request across runs, newest first, each with its form (as it was
+    submitted, with its errors, for an answer just refused)."""
     require(request, permissions.can_view)
-    return render(request, "dashboard/requests.html", _inbox_context(request, bound),
-                  status=status)
+    return render(request, "dashboard/requests.html", _inbox_context(request, restore=True))
 
 
 @login_required
@@ -32,17 +31,20 @@ def requests_list(request):
     return render(request, "dashboard/_requests_list.html", _inbox_context(request))
 
 
-def _inbox_context(request, bound: dict | None = None) -> dict:
-    pending = PendingRequest.objects.open().select_related("run__workflow").order_by(
-        "-created_at")
-    return {"requests": [request_item(r, (bound or {}).get(r.pk)) for r in pending],
+def _inbox_context(request, restore: bool = False) -> dict:
+    pending = list(PendingRequest.objects.open().select_related("run__workflow").order_by(
+        "-created_at"))
+    bound = refused_answers(request.session, pending) if restore else {}
+    return {"requests": [request_item(r, bound.get(r.pk)) for r in pending],
             "can_approve": permissions.can_approve(request.user)}
 
 
 @login_required
 @require_POST
 def respond(request, request_pk):
-    """Answer a request from its generated form; errors show on the form."""
+    """Answer a request from its generated form. Whatever happens, the browser goes back to
+    the page it came from (post/redirect/get); a refused answer is shown there on its form,
+    with its errors."""
     require(request, permissions.can_approve)
     pending = get_object_or_404(PendingRequest.objects.select_related("run"), pk=request_pk)
     form = response_form(pending, request.POST)
@@ -51,17 +53,16 @@ def respond(request, request_pk):
         try:
             services.respond(pending.pk, form.to_json(), request.user)
         except services.ServiceError as error:
-            if isinstance(error, services.Conflict):
+            if isinstance(error, services.Conflict):  # answered or gone meanwhile
                 messages.error(request, str(error))
                 return _back(request, next_url, pending)
             form.add_error(None, str(error))
         else:
             messages.success(request, "Answer recorded; the run continues.")
             return _back(request, next_url, pending)
-    if next_url == reverse("dashboard:requests"):
-        return requests_inbox(request, bound={pending.pk: form}, status=400)
-    return run_page.render_run_page(request, run_page.get_run(pending.run_id),
-                                    bound={pending.pk: form}, status=400)
+    keep_refused_answer(request.session, pending, form)
+    messages.error(request, "The answer was not recorded: see the request's form.")
+    return _back(request, next_url, pending)
 
 
 def _back(request, next_url: str, pending: PendingRequest):

@@ -24,7 +24,7 @@ from workflows_app.states import ActionKind, RunStatus
 from ..access import require
 from ..confirmations import confirmations
 from ..diagram import layout
-from ..request_items import request_item
+from ..request_items import refused_answers, request_item
 from ..run_windows import (RunPageView, checkpoint_page, event_window, executor_states,
                            newest_superstep, timeline)
 from ..values import plain, plain_json
@@ -42,7 +42,7 @@ def get_run(run_id) -> Run:
         "workflow", "created_by", "parent_run__workflow", "source_checkpoint"), pk=run_id)
 
 
-def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]:
+def _run_context(request, run: Run, restore: bool = False) -> dict[str, Any]:
     """What the page and each of its panels show; every list in it is a window of bounded
     size (``run_windows``), whatever the length of the run."""
     view = RunPageView.from_query(request.GET)
@@ -55,11 +55,14 @@ def _run_context(request, run: Run, bound: dict | None = None) -> dict[str, Any]
     except LookupError as error:
         raise Http404(str(error)) from None
     open_requests = list(run.requests.open().order_by("created_at"))
+    # The whole page shows an answer just refused as it was submitted (its panel, fetched
+    # again live, shows the form afresh).
+    bound = refused_answers(request.session, open_requests) if restore else {}
     return {
         "run": run,
         "view": view,
         "line": line,
-        "requests": [request_item(r, (bound or {}).get(r.pk)) for r in open_requests],
+        "requests": [request_item(r, bound.get(r.pk)) for r in open_requests],
         "checkpoints": SimpleLazyObject(lambda: checkpoint_page(line, view)),
         "branches": SimpleLazyObject(lambda: line.summaries()),
         "diagram": layout(run.workflow.graph),
@@ -213,10 +216,9 @@ def _executor_paths(described: dict, prefix: str = ""):
             yield from _executor_paths(inner, f"{prefix}{executor['id']}/")
 
 
-def render_run_page(request, run: Run, bound: dict | None = None, status: int = 200):
-    """The whole run page; ``bound`` maps open requests to forms to show as submitted (an
-    answer that was refused, with its errors)."""
-    context = _run_context(request, run, bound)
+def render_run_page(request, run: Run):
+    """The whole run page."""
+    context = _run_context(request, run, restore=True)
     line, view = context["line"], context["view"]
     newest = newest_superstep(line)
     executors = list(_executor_paths(run.workflow.graph))
@@ -225,7 +227,7 @@ def render_run_page(request, run: Run, bound: dict | None = None, status: int = 
         events=event_window(line, view, context["last_seq"], executors),
         executor_states=executor_states(
             line, run, newest, [item["request"] for item in context["requests"]]))
-    return render(request, "dashboard/run_detail.html", context, status=status)
+    return render(request, "dashboard/run_detail.html", context)
 
 
 @login_required

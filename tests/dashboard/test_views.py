@@ -73,8 +73,15 @@ def test_approver_answers_with_the_generated_form_and_a_second_answer_is_refused
     request = waiting_review.requests.get()
     page = client.get(reverse("dashboard:run", args=[waiting_review.pk])).content.decode()
     assert 'select name="approved"' in page and 'name="comment"' in page
-    invalid = client.post(reverse("dashboard:respond", args=[request.pk]), {"approved": "maybe"})
-    assert invalid.status_code == 400 and b"form-error" in invalid.content
+    invalid = client.post(reverse("dashboard:respond", args=[request.pk]),
+                          {"approved": "maybe", "comment": "typed before"}, follow=True)
+    # Post/redirect/get: back on the run page, the form as submitted with its error, once.
+    assert invalid.redirect_chain == [(reverse("dashboard:run", args=[waiting_review.pk]), 302)]
+    shown = invalid.content.decode()
+    assert "form-error" in shown and 'value="typed before"' in shown
+    assert "The answer was not recorded" in shown
+    again_page = client.get(reverse("dashboard:run", args=[waiting_review.pk])).content.decode()
+    assert 'value="typed before"' not in again_page  # shown once: a reload starts afresh
     ok = client.post(reverse("dashboard:respond", args=[request.pk]),
                      {"approved": "false", "comment": "shorter"})
     assert ok.status_code == 302
@@ -248,3 +255,15 @@ def test_a_panel_fetched_on_its_own_reads_only_what_it_shows(client, member, exe
     # the header looks for warnings among the newest events only (a range of the seq index).
     assert "'failed'" not in queried["header"]
     assert '"workflows_app_runevent"."seq" >' in queried["header"]
+
+
+def test_a_refused_answer_in_the_inbox_comes_back_to_it(client, member, waiting_review):
+    member("approvers")
+    request = waiting_review.requests.get()
+    inbox = reverse("dashboard:requests")
+    refused = client.post(reverse("dashboard:respond", args=[request.pk]),
+                          {"approved": "maybe", "next": inbox}, follow=True)
+    assert refused.redirect_chain == [(inbox, 302)]
+    assert "form-error" in refused.content.decode()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.OPEN  # nothing recorded
