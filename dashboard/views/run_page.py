@@ -73,7 +73,7 @@ def _run_context(request, run: Run, restore: bool = False) -> dict[str, Any]:
         "outputs": SimpleLazyObject(lambda: _outputs(run)),
         # Built only if the page or panel being rendered shows them (each panel is fetched
         # again on its own whenever the run changes).
-        "facts": SimpleLazyObject(lambda: _run_facts(run)),
+        "facts": SimpleLazyObject(lambda: _run_facts(run, last_seq)),
         "history": SimpleLazyObject(lambda: _history(run)),
         **confirmations(run, open_requests),
         "can_operate": permissions.can_operate(request.user),
@@ -97,19 +97,19 @@ def _outputs(run: Run) -> Outputs:
                    len(run.outputs))
 
 
-def _run_facts(run: Run) -> dict[str, Any]:
+def _run_facts(run: Run, last_seq: int) -> dict[str, Any]:
     """What a run was started with, when it ran, the error it last failed with (which
     the newest resume cleared from the run and kept in its action), and its newest
-    ``warning`` events (e.g. a message the engine dropped because no edge delivers it)."""
+    ``warning`` events (e.g. a message the engine dropped because no edge delivers it),
+    among those up to ``last_seq`` (the page's newest)."""
     ended = run.finished_at or (timezone.now() if run.started_at else None)
     # The newest resume, one row read by the (run, created_at) index.
     last_resume = None if run.error else run.actions.filter(
         kind=ActionKind.RESUME).values_list("detail", flat=True).first()
     # Warnings among the newest events: a range of the (run, seq) index, where a search of
     # the whole event log would cost a long run's header more at every live refresh.
-    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
     since = max(last_seq - WARNINGS_LOOKED_AT, 0)
-    warnings = run.events.filter(seq__gt=since, type="warning").order_by("-seq").values(
+    warnings = run.events.filter(seq__gt=since, seq__lte=last_seq, type="warning").order_by("-seq").values(
         "seq", "superstep", "executor_id", "data")[:WARNINGS_SHOWN]
     return {
         "input": plain_json(run.input)
