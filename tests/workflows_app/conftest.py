@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.installation import Installation
+from workflows_app import services
 
 
 @pytest.fixture
@@ -31,3 +32,12 @@ def make_installation(tmp_path):
 @pytest.fixture(autouse=True)
 def _quiet(quiet_channels):
     """In-process tests check rows, not websockets (those have tests of their own)."""
+
+
+@pytest.fixture
+def portable(execute):
+    """An export of a waiting document review whose rows are gone (as if from elsewhere)."""
+    run = execute(services.start_run("document-review", {"title": "Elsewhere"}))
+    document = services.export_checkpoint(run.head_checkpoint_id)
+    run.delete()
+    return document

@@ -93,15 +93,6 @@ def seeded(execute):
                            checkpoints=checkpoints)
 
 
-@pytest.fixture
-def portable(execute):
-    """An export of a waiting document review whose rows are gone (as if from elsewhere)."""
-    run = execute(services.start_run("document-review", {"title": "Elsewhere"}))
-    document = services.export_checkpoint(run.head_checkpoint_id)
-    run.delete()
-    return document
-
-
 # --------------------------------------------------------------------------- workflows
 def test_workflows_are_listed_with_graph_and_input_schema(users):
     client = _client(users.viewer)
